@@ -1,0 +1,244 @@
+"""Validate request parameters against an input shape of a botocore service model.
+
+Checks what botocore's client-side validator leaves to the service: required members, types,
+lengths, value ranges, enums and patterns (matched against the whole value, as AWS does), and
+reports them in the AWS (Coral) format::
+
+    2 validation errors detected: Value 'a_b' at 'trainingJobName' failed to satisfy
+    constraint: Member must satisfy regular expression pattern: ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62};
+    Value null at 'roleArn' failed to satisfy constraint: Member must not be null
+
+Member paths are lowerCamelCase, dotted; list items are ``name.<1-based index>.member``. Map
+constraints are reported once per map as ``Map keys must satisfy constraint: [...]`` /
+``Map value must satisfy constraint: [...]``. This module knows shapes only, never the service.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+import regex
+from botocore.model import ListShape, MapShape, Shape, StructureShape
+
+from trainforge.errors import ValidationError
+
+_INTEGER_TYPES = frozenset({"integer", "long", "short", "byte"})
+_FLOAT_TYPES = frozenset({"float", "double", "bigdecimal"})
+_TYPE_NAMES = {
+    "string": "String",
+    "integer": "Integer",
+    "long": "Long",
+    "float": "Float",
+    "double": "Double",
+    "boolean": "Boolean",
+    "timestamp": "Timestamp",
+    "blob": "Blob",
+    "list": "List",
+    "map": "Map",
+    "structure": "Structure",
+}
+
+
+@functools.cache
+def _compiled(pattern: str) -> regex.Pattern[str]:
+    return regex.compile(pattern)
+
+
+def pattern_for_message(pattern: str) -> str:
+    # AWS error texts show the model's pattern with a leading caret (observed for trainingJobName).
+    return pattern if pattern.startswith("^") else "^" + pattern
+
+
+def lower_first(name: str) -> str:
+    return name[:1].lower() + name[1:]
+
+
+def render_value(value: Any) -> str:
+    """Render a value the way the Java service does inside ``Value '...'``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(render_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={render_value(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def _error(value: Any, path: str, constraint: str) -> str:
+    shown = "null" if value is None else f"'{render_value(value)}'"
+    return f"Value {shown} at '{path}' failed to satisfy constraint: {constraint}"
+
+
+def _type_matches(shape: Shape, value: Any) -> bool:
+    kind = shape.type_name
+    if kind in ("string", "blob"):
+        return isinstance(value, str)
+    if kind in _INTEGER_TYPES:
+        if isinstance(value, bool):
+            return False
+        return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if kind in _FLOAT_TYPES:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "timestamp":
+        return (isinstance(value, int | float) and not isinstance(value, bool)) or isinstance(
+            value, str
+        )
+    if kind == "list":
+        return isinstance(value, list)
+    if kind in ("map", "structure"):
+        return isinstance(value, dict)
+    return True
+
+
+class Validator:
+    """Walks a value along a shape and collects every constraint it breaks.
+
+    ``also_accept`` maps a shape name to an extra pattern that values of that shape may match
+    instead of the model's (trainforge accepts local paths where SageMaker takes an S3 URI);
+    ``also_required`` adds required members to a structure shape (members the current model
+    leaves optional only because of serverless jobs, which the service still requires).
+    """
+
+    def __init__(
+        self,
+        also_accept: Mapping[str, str] | None = None,
+        also_required: Mapping[str, frozenset[str]] | None = None,
+    ) -> None:
+        self._also_accept = dict(also_accept or {})
+        self._also_required = dict(also_required or {})
+
+    def errors(self, shape: StructureShape, params: Mapping[str, Any]) -> list[str]:
+        found: list[str] = []
+        self._structure(shape, params, "", found)
+        return found
+
+    def validate(self, shape: StructureShape, params: Mapping[str, Any]) -> None:
+        found = self.errors(shape, params)
+        if found:
+            raise ValidationError(format_errors(found))
+
+    def _structure(
+        self, shape: StructureShape, value: Mapping[str, Any], path: str, found: list[str]
+    ) -> None:
+        required = set(shape.required_members) | self._also_required.get(shape.name, frozenset())
+        for name, member in shape.members.items():
+            member_path = f"{path}.{lower_first(name)}" if path else lower_first(name)
+            item = value.get(name)
+            if item is None:
+                if name in required:
+                    found.append(_error(None, member_path, "Member must not be null"))
+                continue
+            self._value(member, item, member_path, found)
+
+    def _value(self, shape: Shape, value: Any, path: str, found: list[str]) -> None:
+        if not _type_matches(shape, value):
+            expected = _TYPE_NAMES.get(shape.type_name, shape.type_name)
+            found.append(_error(value, path, f"Member must be of type {expected}"))
+            return
+        kind = shape.type_name
+        if kind == "structure":
+            assert isinstance(shape, StructureShape)
+            self._structure(shape, value, path, found)
+        elif kind == "list":
+            assert isinstance(shape, ListShape)
+            found.extend(_error(value, path, c) for c in self._length_failures(shape, len(value)))
+            for index, item in enumerate(value, start=1):
+                item_path = f"{path}.{index}.member"
+                if item is None:
+                    found.append(_error(None, item_path, "Member must not be null"))
+                    continue
+                self._value(shape.member, item, item_path, found)
+        elif kind == "map":
+            assert isinstance(shape, MapShape)
+            self._map(shape, value, path, found)
+        elif kind == "string":
+            found.extend(_error(value, path, c) for c in self._string_failures(shape, value))
+        elif kind in _INTEGER_TYPES or kind in _FLOAT_TYPES:
+            found.extend(_error(value, path, c) for c in self._range_failures(shape, value))
+
+    def _map(self, shape: MapShape, value: dict[str, Any], path: str, found: list[str]) -> None:
+        found.extend(_error(value, path, c) for c in self._length_failures(shape, len(value)))
+        key_shape, value_shape = shape.key, shape.value
+        if any(self._string_failures(key_shape, key) for key in value):
+            rules = ", ".join(self._all_string_rules(key_shape))
+            found.append(_error(value, path, f"Map keys must satisfy constraint: [{rules}]"))
+        if value_shape.type_name == "string":
+            bad = [
+                v
+                for v in value.values()
+                if v is None or not isinstance(v, str) or self._string_failures(value_shape, v)
+            ]
+            if bad:
+                rules = ", ".join([*self._all_string_rules(value_shape), "Member must not be null"])
+                found.append(_error(value, path, f"Map value must satisfy constraint: [{rules}]"))
+        else:
+            for key, item in value.items():
+                item_path = f"{path}.{key}"
+                if item is None:
+                    found.append(_error(None, item_path, "Member must not be null"))
+                    continue
+                self._value(value_shape, item, item_path, found)
+
+    @staticmethod
+    def _length_failures(shape: Shape, length: int) -> list[str]:
+        meta = shape.metadata
+        failures = []
+        if "max" in meta and length > meta["max"]:
+            failures.append(f"Member must have length less than or equal to {meta['max']}")
+        if "min" in meta and length < meta["min"]:
+            failures.append(f"Member must have length greater than or equal to {meta['min']}")
+        return failures
+
+    def _string_failures(self, shape: Shape, value: str) -> list[str]:
+        failures = self._length_failures(shape, len(value))
+        pattern = shape.metadata.get("pattern")
+        if pattern is not None and not _compiled(pattern).fullmatch(value):
+            extra = self._also_accept.get(shape.name)
+            if extra is None or not _compiled(extra).fullmatch(value):
+                failures.append(
+                    "Member must satisfy regular expression pattern: "
+                    + pattern_for_message(pattern)
+                )
+        enum = shape.enum
+        if enum and value not in enum:
+            failures.append("Member must satisfy enum value set: [" + ", ".join(enum) + "]")
+        return failures
+
+    @staticmethod
+    def _all_string_rules(shape: Shape) -> list[str]:
+        meta = shape.metadata
+        rules = []
+        if "max" in meta:
+            rules.append(f"Member must have length less than or equal to {meta['max']}")
+        if "min" in meta:
+            rules.append(f"Member must have length greater than or equal to {meta['min']}")
+        if "pattern" in meta:
+            rules.append(
+                "Member must satisfy regular expression pattern: "
+                + pattern_for_message(meta["pattern"])
+            )
+        if shape.enum:
+            rules.append("Member must satisfy enum value set: [" + ", ".join(shape.enum) + "]")
+        return rules
+
+    @staticmethod
+    def _range_failures(shape: Shape, value: float) -> list[str]:
+        meta = shape.metadata
+        failures = []
+        if "max" in meta and value > meta["max"]:
+            failures.append(f"Member must have value less than or equal to {meta['max']}")
+        if "min" in meta and value < meta["min"]:
+            failures.append(f"Member must have value greater than or equal to {meta['min']}")
+        return failures
+
+
+def format_errors(errors: list[str]) -> str:
+    count = len(errors)
+    noun = "error" if count == 1 else "errors"
+    return f"{count} validation {noun} detected: " + "; ".join(errors)

@@ -1,0 +1,194 @@
+"""The ``trainforge`` command: run, describe, list, logs, stop, serve.
+
+``describe``, ``list``, ``logs`` and ``stop`` talk to the server named by TRAINFORGE_SERVER_URL
+when one is configured, and to the local store otherwise; ``run`` always runs the job itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from trainforge.cli.client import Client, LocalClient, RemoteClient
+from trainforge.cli.output import job_rows, print_error, print_result, print_table
+from trainforge.errors import ServiceError, TrainforgeError
+from trainforge.runtime import contract
+from trainforge.settings import Settings, load_settings
+
+TERMINAL = ("Completed", "Failed", "Stopped")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trainforge",
+        description="Run Amazon SageMaker training jobs on this machine, as SageMaker runs them.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="create a training job and run it in the foreground")
+    run.add_argument(
+        "--cli-input-json",
+        required=True,
+        help="a CreateTrainingJob request: file://job.json or inline JSON",
+    )
+    run.add_argument("--training-job-name", help="override TrainingJobName of the request")
+    run.add_argument(
+        "--stop-grace-seconds",
+        type=float,
+        help="seconds between SIGTERM and SIGKILL when the job is stopped (default 120)",
+    )
+    describe = sub.add_parser("describe", help="DescribeTrainingJob, as JSON")
+    describe.add_argument("name")
+    listing = sub.add_parser("list", help="list training jobs, newest first")
+    listing.add_argument("--status-equals", choices=["InProgress", "Completed", "Failed", "Stopping", "Stopped"])
+    listing.add_argument("--name-contains")
+    listing.add_argument("--max-items", type=int, default=100)
+    listing.add_argument("--json", action="store_true", help="print the ListTrainingJobs JSON")
+    logs = sub.add_parser("logs", help="print a job's log, all hosts")
+    logs.add_argument("name")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing until the job ends")
+    stop = sub.add_parser("stop", help="StopTrainingJob: SIGTERM, then SIGKILL after the grace period")
+    stop.add_argument("name")
+    serve = sub.add_parser("serve", help="run the SageMaker-compatible API server")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (default 8443)")
+    return parser
+
+
+def _client(settings: Settings) -> Client:
+    if settings.server_url:
+        return RemoteClient(settings.server_url, settings.region)
+    from trainforge.context import Context
+
+    return LocalClient(Context(settings))
+
+
+def cmd_describe(client: Client, name: str) -> int:
+    result = client.call("sagemaker", "DescribeTrainingJob", {"TrainingJobName": name})
+    print_result("sagemaker", "DescribeTrainingJob", result)
+    return 0
+
+
+def cmd_list(client: Client, args: argparse.Namespace) -> int:
+    params: dict[str, Any] = {"MaxResults": 100}
+    if args.status_equals:
+        params["StatusEquals"] = args.status_equals
+    if args.name_contains:
+        params["NameContains"] = args.name_contains
+    summaries: list[dict[str, Any]] = []
+    while len(summaries) < args.max_items:
+        page = client.call("sagemaker", "ListTrainingJobs", params)
+        summaries += page["TrainingJobSummaries"]
+        if not page.get("NextToken"):
+            break
+        params["NextToken"] = page["NextToken"]
+    summaries = summaries[: args.max_items]
+    if args.json:
+        print_result("sagemaker", "ListTrainingJobs", {"TrainingJobSummaries": summaries})
+    else:
+        print_table(job_rows(summaries), ["NAME", "STATUS", "CREATED", "ENDED"])
+    return 0
+
+
+def cmd_logs(client: Client, name: str, follow: bool) -> int:
+    tokens: dict[str, str | None] = {}
+    job = client.call("sagemaker", "DescribeTrainingJob", {"TrainingJobName": name})
+    while True:
+        ended = job["TrainingJobStatus"] in TERMINAL
+        streams = _streams(client, name)
+        prefix_hosts = len(streams) > 1
+        for stream in streams:
+            tokens.setdefault(stream, None)
+            while True:
+                params: dict[str, Any] = {
+                    "logGroupName": contract.LOG_GROUP,
+                    "logStreamName": stream,
+                    "startFromHead": True,
+                }
+                if tokens[stream]:
+                    params["nextToken"] = tokens[stream]
+                page = client.call("logs", "GetLogEvents", params)
+                for event in page["events"]:
+                    host = stream.split("/", 1)[1].rsplit("-", 1)[0]
+                    print(f"{host} | {event['message']}" if prefix_hosts else event["message"])
+                sys.stdout.flush()
+                same = page["nextForwardToken"] == tokens[stream]
+                tokens[stream] = page["nextForwardToken"]
+                if same or not page["events"]:
+                    break
+        if not follow or ended:
+            return 0
+        time.sleep(1.0)
+        job = client.call("sagemaker", "DescribeTrainingJob", {"TrainingJobName": name})
+
+
+def _streams(client: Client, name: str) -> list[str]:
+    params: dict[str, Any] = {
+        "logGroupName": contract.LOG_GROUP,
+        "logStreamNamePrefix": name + "/",
+        "orderBy": "LogStreamName",
+    }
+    names: list[str] = []
+    while True:
+        try:
+            page = client.call("logs", "DescribeLogStreams", params)
+        except ServiceError as exc:
+            if exc.code == "ResourceNotFoundException":
+                return []
+            raise
+        names += [s["logStreamName"] for s in page["logStreams"]]
+        if not page.get("nextToken"):
+            return names
+        params["nextToken"] = page["nextToken"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        if args.command == "run":
+            from trainforge.cli.run import run_command
+            from trainforge.context import Context
+
+            if args.stop_grace_seconds is not None:
+                settings = settings.with_overrides(stop_grace_seconds=args.stop_grace_seconds)
+            return run_command(Context(settings), args.cli_input_json, args.training_job_name)
+        if args.command == "serve":
+            from trainforge.server.main import serve
+
+            overrides: dict[str, Any] = {}
+            if args.host:
+                overrides["host"] = args.host
+            if args.port:
+                overrides["port"] = args.port
+            return serve(settings.with_overrides(**overrides))
+        client = _client(settings)
+        operation = {
+            "describe": "DescribeTrainingJob",
+            "list": "ListTrainingJobs",
+            "logs": "GetLogEvents",
+            "stop": "StopTrainingJob",
+        }[args.command]
+        try:
+            if args.command == "describe":
+                return cmd_describe(client, args.name)
+            if args.command == "list":
+                return cmd_list(client, args)
+            if args.command == "logs":
+                return cmd_logs(client, args.name, args.follow)
+            client.call("sagemaker", "StopTrainingJob", {"TrainingJobName": args.name})
+            return 0
+        except ServiceError as exc:
+            print_error(operation, exc)
+            return 254
+    except KeyboardInterrupt:
+        return 130
+    except (TrainforgeError, ValueError) as exc:
+        print(f"trainforge: {exc}", file=sys.stderr)
+        return 255
+
+
+if __name__ == "__main__":
+    sys.exit(main())

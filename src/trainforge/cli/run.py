@@ -1,0 +1,164 @@
+"""``trainforge run``: create a training job from a CreateTrainingJob request and run it in the
+foreground, without a server. The container's output streams to stderr as it comes; the
+DescribeTrainingJob JSON of the finished job goes to stdout. Ctrl-C (or SIGTERM) stops the job
+as StopTrainingJob does; a second Ctrl-C kills its containers at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import uuid
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from trainforge.cli.output import print_error, print_result
+from trainforge.context import Context
+from trainforge.errors import EngineError, ServiceError, ValidationError
+from trainforge.scheduler.worker import JobExecution, LeaseKeeper, StoreStopControl
+from trainforge.service.records import TrainingJob
+from trainforge.service.training_jobs import Claim
+
+EXIT_COMPLETED = 0
+EXIT_FAILED = 1
+EXIT_STOPPED = 3
+# The AWS CLI's exit status for a request the service rejected.
+EXIT_REJECTED = 254
+
+
+def load_cli_input(value: str) -> dict[str, Any]:
+    """``file://path`` or inline JSON, as ``aws ... --cli-input-json`` takes it."""
+    text = value
+    if value.startswith(("file://", "fileb://")):
+        path = Path(value.split("://", 1)[1]).expanduser()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValidationError(f"Cannot read {path}: {exc.strerror}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"--cli-input-json is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValidationError("--cli-input-json must be a JSON object (a CreateTrainingJob request).")
+    return data
+
+
+class _Console:
+    """Prints container lines (and trainforge's own notes) to stderr, whole lines at a time."""
+
+    def __init__(self, multi_host: bool) -> None:
+        self.multi_host = multi_host
+        self._lock = threading.Lock()
+
+    def __call__(self, host: str, line: str) -> None:
+        if host == "trainforge":
+            text = line
+        elif self.multi_host:
+            text = f"{host} | {line}"
+        else:
+            text = line
+        with self._lock:
+            sys.stderr.write(text + "\n")
+            sys.stderr.flush()
+
+
+def exit_status(job: TrainingJob) -> int:
+    if job.status.value == "Completed":
+        return EXIT_COMPLETED
+    if job.status.value == "Stopped":
+        return EXIT_STOPPED
+    return EXIT_FAILED
+
+
+def run_command(context: Context, cli_input: str, name_override: str | None) -> int:
+    try:
+        request = load_cli_input(cli_input)
+        if name_override:
+            request["TrainingJobName"] = name_override
+        context.dispatcher.validate("sagemaker", "CreateTrainingJob", request)
+        owner = f"run:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        settings = context.settings
+        context.service.create_training_job(request, claim=Claim(owner, settings.lease_seconds))
+    except ServiceError as exc:
+        print_error("CreateTrainingJob", exc)
+        return EXIT_REJECTED
+    name = request["TrainingJobName"]
+    keeper = LeaseKeeper(context.jobs, owner, settings.lease_seconds, settings.heartbeat_seconds)
+    keeper.add(name)
+    control = StoreStopControl(context.jobs, name)
+    console = _Console(multi_host=len(_hosts(request)) > 1)
+    console("trainforge", f"[trainforge] Training job {name} created.")
+    execution = JobExecution(context.jobs, context.logs, context.runner, settings.region)
+    finished: list[TrainingJob] = []
+
+    def work() -> None:
+        finished.append(execution.run(name, control, echo=console))
+
+    thread = threading.Thread(target=work, name=f"job-{name}")
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    interrupts = 0
+    try:
+        thread.start()
+        while thread.is_alive():
+            try:
+                thread.join(0.2)
+            except KeyboardInterrupt:
+                interrupts += 1
+                if interrupts == 1:
+                    _request_stop(context, name, control, console)
+                else:
+                    _kill_now(context, name, console)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        keeper.discard(name)
+        keeper.close()
+    job = finished[0] if finished else context.jobs.get(name)
+    assert job is not None
+    console("trainforge", f"[trainforge] Training job {name}: {job.status} ({job.secondary_status}).")
+    if job.failure_reason and job.status.value == "Failed":
+        console("trainforge", f"[trainforge] FailureReason: {job.failure_reason}")
+    print_result("sagemaker", "DescribeTrainingJob", context.service.describe_training_job(
+        {"TrainingJobName": name}
+    ))
+    return exit_status(job)
+
+
+def _hosts(request: dict[str, Any]) -> list[int]:
+    resource = request.get("ResourceConfig") or {}
+    groups = resource.get("InstanceGroups") or []
+    count = sum(int(g.get("InstanceCount", 0)) for g in groups) or int(resource.get("InstanceCount", 1) or 1)
+    return list(range(count))
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _request_stop(context: Context, name: str, control: StoreStopControl, console: _Console) -> None:
+    grace = context.settings.stop_grace_seconds
+    console(
+        "trainforge",
+        f"[trainforge] Stopping {name}: SIGTERM now, SIGKILL after {grace:g} s. "
+        "Press Ctrl-C again to kill it at once.",
+    )
+    try:
+        context.service.stop_training_job({"TrainingJobName": name})
+    except ServiceError:
+        pass  # already ending
+    control.request()
+
+
+def _kill_now(context: Context, name: str, console: _Console) -> None:
+    console("trainforge", f"[trainforge] Killing the containers of {name}.")
+    try:
+        engine = context.engine
+        for found in engine.find({"trainforge.job": name, "trainforge.instance": context.instance_label}):
+            engine.signal(found.id, "SIGKILL")
+    except EngineError as exc:
+        console("trainforge", f"[trainforge] {exc}")

@@ -1,0 +1,116 @@
+"""The composition root: builds the store, the engine, storage, the runtime and the services from
+one Settings object. The engine and S3 are built on first use, so commands that only read the
+store (list, describe, logs) never need Docker.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from trainforge.aws.skeleton import Dispatcher, Handler
+from trainforge.engines.base import Engine
+from trainforge.runtime.execute import JobRunner, RuntimeConfig
+from trainforge.runtime.jobspec import JobSpec
+from trainforge.runtime.staging import Stager
+from trainforge.service.logs import LogsService
+from trainforge.service.training_jobs import TrainingJobService
+from trainforge.settings import Settings
+from trainforge.storage.base import Storage
+from trainforge.storage.local import LocalStore
+from trainforge.store.db import Database
+from trainforge.store.jobs import JobStore
+from trainforge.store.logs import LogStore
+
+
+class Context:
+    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
+        self.settings = settings
+        self.db = Database(settings.db_path)
+        self.jobs = JobStore(self.db)
+        self.logs = LogStore(self.db)
+        self._engine = engine
+
+    @property
+    def instance_label(self) -> str:
+        """Tells this home's containers apart from another trainforge home's on one engine."""
+        return hashlib.sha256(str(self.settings.home.resolve()).encode()).hexdigest()[:12]
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            from trainforge.engines.docker import DockerEngine
+
+            self._engine = DockerEngine()
+        return self._engine
+
+    @functools.cached_property
+    def storage(self) -> Storage:
+        def s3() -> Any:
+            from trainforge.storage.s3 import S3Store
+
+            return S3Store(self.settings.region)
+
+        return Storage(s3, LocalStore())
+
+    @functools.cached_property
+    def runner(self) -> JobRunner:
+        config = RuntimeConfig(
+            jobs_dir=self.settings.jobs_dir,
+            stop_grace_seconds=self.settings.stop_grace_seconds,
+            instance_label=self.instance_label,
+            keep_containers=self.settings.keep_containers,
+            log_flush_seconds=self.settings.log_flush_seconds,
+            container_env=self.container_env,
+        )
+        return JobRunner(config, self.engine, self.storage)
+
+    def container_env(self) -> Mapping[str, str]:
+        """The caller's AWS credentials, only when the user asked for them to be passed."""
+        if not self.settings.pass_aws_credentials:
+            return {}
+        from trainforge.storage.s3 import caller_credentials_env
+
+        env = caller_credentials_env()
+        for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+            if os.environ.get(name):
+                env[name] = os.environ[name]
+        return env
+
+    def check_inputs(self, name: str, request: dict[str, Any]) -> str | None:
+        spec = JobSpec.from_request(name, "", self.settings.region, request)
+        return Stager(self.storage).missing_input(spec)
+
+    @functools.cached_property
+    def service(self) -> TrainingJobService:
+        return TrainingJobService(
+            self.jobs,
+            self.settings.region,
+            self.settings.account_id,
+            input_checker=self.check_inputs,
+        )
+
+    @functools.cached_property
+    def logs_service(self) -> LogsService:
+        return LogsService(self.logs, self.settings.region, self.settings.account_id)
+
+    @functools.cached_property
+    def dispatcher(self) -> Dispatcher:
+        svc = self.service
+        handlers: dict[tuple[str, str], Handler] = {
+            ("sagemaker", "CreateTrainingJob"): svc.create_training_job,
+            ("sagemaker", "DescribeTrainingJob"): svc.describe_training_job,
+            ("sagemaker", "ListTrainingJobs"): svc.list_training_jobs,
+            ("sagemaker", "StopTrainingJob"): svc.stop_training_job,
+            ("sagemaker", "DeleteTrainingJob"): svc.delete_training_job,
+            ("sagemaker", "AddTags"): svc.add_tags,
+            ("sagemaker", "ListTags"): svc.list_tags,
+            ("sagemaker", "DeleteTags"): svc.delete_tags,
+            ("logs", "DescribeLogStreams"): self.logs_service.describe_log_streams,
+            ("logs", "GetLogEvents"): self.logs_service.get_log_events,
+            ("logs", "FilterLogEvents"): self.logs_service.filter_log_events,
+        }
+        return Dispatcher(handlers)

@@ -1,0 +1,169 @@
+"""What the runtime needs to run one job, read out of a validated CreateTrainingJob request.
+
+The request is the wire-shaped dict the API accepted; ``JobSpec.from_request`` applies the
+defaults SageMaker applies (effective input mode per channel, host names and instance groups,
+MaxRuntimeInSeconds, checkpoint path) so that no other runtime module reads the request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from trainforge.runtime import contract
+
+DEFAULT_MAX_RUNTIME_SECONDS = 86400
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    name: str
+    uri: str
+    data_type: str
+    distribution: str
+    input_mode: str
+    content_type: str | None = None
+    compression: str = "None"
+    record_wrapper: str = "None"
+    shuffle_seed: int | None = None
+    instance_groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class InstanceGroup:
+    name: str
+    instance_type: str
+    hosts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    name: str
+    index: int
+    instance_type: str
+    group: str
+
+
+@dataclass(frozen=True)
+class CheckpointSpec:
+    uri: str
+    local_path: str
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    arn: str
+    region: str
+    role_arn: str
+    image: str
+    entrypoint: tuple[str, ...] | None
+    arguments: tuple[str, ...] | None
+    hyperparameters: dict[str, str]
+    environment: dict[str, str]
+    channels: tuple[ChannelSpec, ...]
+    output_path: str
+    compression: str
+    hosts: tuple[HostSpec, ...]
+    groups: tuple[InstanceGroup, ...]
+    max_runtime_seconds: int
+    checkpoint: CheckpointSpec | None
+    network_isolation: bool
+    volume_size_gb: int
+    resources: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def output_prefix(self) -> str:
+        return contract.output_prefix(self.output_path, self.name)
+
+    @property
+    def model_artifacts_uri(self) -> str:
+        if self.compression == "NONE":
+            return self.output_prefix + "/model/"
+        return f"{self.output_prefix}/{contract.MODEL_ARCHIVE}"
+
+    @classmethod
+    def from_request(
+        cls, name: str, arn: str, region: str, request: dict[str, Any]
+    ) -> JobSpec:
+        algo = request.get("AlgorithmSpecification") or {}
+        default_mode = algo.get("TrainingInputMode", "File")
+        channels = []
+        for channel in request.get("InputDataConfig") or []:
+            source = channel.get("DataSource") or {}
+            s3 = source.get("S3DataSource") or {}
+            channels.append(
+                ChannelSpec(
+                    name=channel["ChannelName"],
+                    uri=s3.get("S3Uri", ""),
+                    data_type=s3.get("S3DataType", "S3Prefix"),
+                    distribution=s3.get("S3DataDistributionType", "FullyReplicated"),
+                    input_mode=channel.get("InputMode") or default_mode,
+                    content_type=channel.get("ContentType"),
+                    compression=channel.get("CompressionType", "None"),
+                    record_wrapper=channel.get("RecordWrapperType", "None"),
+                    shuffle_seed=(channel.get("ShuffleConfig") or {}).get("Seed"),
+                    instance_groups=tuple(s3.get("InstanceGroupNames") or ()),
+                )
+            )
+        resource = request.get("ResourceConfig") or {}
+        groups, hosts = _hosts(resource)
+        output = request.get("OutputDataConfig") or {}
+        stopping = request.get("StoppingCondition") or {}
+        checkpoint = request.get("CheckpointConfig")
+        entrypoint = algo.get("ContainerEntrypoint")
+        arguments = algo.get("ContainerArguments")
+        return cls(
+            name=name,
+            arn=arn,
+            region=region,
+            role_arn=request.get("RoleArn", ""),
+            image=algo.get("TrainingImage", ""),
+            entrypoint=tuple(entrypoint) if entrypoint else None,
+            arguments=tuple(arguments) if arguments else None,
+            hyperparameters=dict(request.get("HyperParameters") or {}),
+            environment=dict(request.get("Environment") or {}),
+            channels=tuple(channels),
+            output_path=output.get("S3OutputPath", ""),
+            compression=output.get("CompressionType", "GZIP"),
+            hosts=hosts,
+            groups=groups,
+            max_runtime_seconds=int(
+                stopping.get("MaxRuntimeInSeconds", DEFAULT_MAX_RUNTIME_SECONDS)
+            ),
+            checkpoint=CheckpointSpec(
+                uri=checkpoint["S3Uri"],
+                local_path=checkpoint.get("LocalPath") or str(contract.DEFAULT_CHECKPOINT_PATH),
+            )
+            if checkpoint
+            else None,
+            network_isolation=bool(request.get("EnableNetworkIsolation", False)),
+            volume_size_gb=int(resource.get("VolumeSizeInGB", 0) or 0),
+        )
+
+
+def _hosts(resource: dict[str, Any]) -> tuple[tuple[InstanceGroup, ...], tuple[HostSpec, ...]]:
+    """Hosts ``algo-1..N`` in request order, numbered across instance groups."""
+    raw_groups = resource.get("InstanceGroups")
+    if raw_groups:
+        specs = [(g["InstanceGroupName"], g["InstanceType"], int(g["InstanceCount"])) for g in raw_groups]
+    else:
+        specs = [
+            (
+                contract.HOMOGENEOUS_GROUP,
+                resource.get("InstanceType", ""),
+                int(resource.get("InstanceCount", 1) or 1),
+            )
+        ]
+    groups = []
+    hosts = []
+    index = 1
+    for group_name, instance_type, count in specs:
+        names = []
+        for _ in range(count):
+            name = contract.host_name(index)
+            hosts.append(HostSpec(name, index, instance_type, group_name))
+            names.append(name)
+            index += 1
+        groups.append(InstanceGroup(group_name, instance_type, tuple(names)))
+    return tuple(groups), tuple(hosts)

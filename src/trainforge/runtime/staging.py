@@ -1,0 +1,267 @@
+"""Input channels in File mode: S3 data downloaded under the job's workspace, local paths mounted
+where they are (spec §7). Either way the container sees the channel read-only at
+``/opt/ml/input/data/<channel>``.
+
+The S3 key → file path rule of §7.2 lives in ``relative_path``; ``check_inputs`` is the
+synchronous "no objects under this prefix" check that CreateTrainingJob makes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import TypeVar
+
+from trainforge.errors import Fault, JobFailure, StorageError
+from trainforge.runtime import contract
+from trainforge.runtime.jobspec import ChannelSpec, HostSpec, JobSpec
+from trainforge.runtime.workspace import Workspace, channels_for_host
+from trainforge.storage.base import Download, Storage
+from trainforge.storage.location import BadLocation, Location, parse_location
+
+_MANIFEST_MAX_BYTES = 256 << 20
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: Path
+    target: PurePosixPath
+    read_only: bool
+
+
+@dataclass
+class StagingReport:
+    objects: int = 0
+    bytes: int = 0
+    mounts: dict[str, list[Mount]] = field(default_factory=dict)
+
+
+def no_objects_message(uri: str, region: str, role_arn: str, bucket: str) -> str:
+    """SageMaker's text for an S3 input that matches nothing (observed, spec §7.2)."""
+    return (
+        f'No S3 objects found under S3 URL "{uri}" given in input data source. Please ensure '
+        f"that the bucket exists in the selected region ({region}), that objects exist under "
+        f'that S3 prefix, and that the role "{role_arn}" has "s3:ListBucket" permissions on '
+        f'bucket "{bucket}".'
+    )
+
+
+def relative_path(prefix: str, key: str) -> str | None:
+    """Where object ``key`` lands inside the channel directory, for S3Prefix ``prefix``.
+
+    None for zero-byte "folder" keys. The four cases of §7.2: prefix ending in "/", key
+    continuing the prefix with "/", key equal to the prefix, and a partial name match (which
+    keeps the matched name whole, as remote SageMaker does).
+    """
+    if key.endswith("/"):
+        return None
+    if not prefix or prefix.endswith("/"):
+        return key[len(prefix) :]
+    if key == prefix:
+        return posixpath.basename(key)
+    if key[len(prefix)] == "/":
+        return key[len(prefix) + 1 :]
+    directory = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
+    return key[len(directory) :]
+
+
+def safe_destination(root: Path, relative: str) -> Path:
+    """``root/relative``, refusing any key that would land outside ``root``."""
+    normal = posixpath.normpath(relative)
+    if not relative or normal.startswith(("../", "/")) or normal in ("..", "."):
+        raise JobFailure(
+            Fault.CLIENT,
+            f"Data download failed: the object key part {relative!r} would be written outside "
+            "the channel directory.",
+        )
+    return root / normal
+
+
+def shard(objects: Sequence[T], host_index: int, host_count: int) -> list[T]:
+    """ShardedByS3Key: host i (1-based) gets objects j with j mod N == i - 1, in key order."""
+    return [obj for j, obj in enumerate(objects) if j % host_count == host_index - 1]
+
+
+def _location(uri: str) -> Location:
+    try:
+        return parse_location(uri)
+    except BadLocation as exc:
+        raise JobFailure(Fault.CLIENT, f"Invalid input data location: {exc}") from exc
+
+
+class Stager:
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    # -- the CreateTrainingJob check ---------------------------------------------------------
+
+    def missing_input(self, spec: JobSpec) -> str | None:
+        """The message for the first channel whose data does not exist, else None."""
+        for channel in spec.channels:
+            location = parse_location(channel.uri)
+            if location.is_local:
+                if not os.path.exists(location.path):
+                    return (
+                        f'No data found at local path "{location.path}" given in input data '
+                        f'source of channel "{channel.name}". Please ensure that the path exists '
+                        "on the machine that runs trainforge."
+                    )
+                continue
+            store = self.storage.store_for(location)
+            if next(iter(store.list(location)), None) is None:
+                return no_objects_message(channel.uri, spec.region, spec.role_arn, location.bucket)
+        return None
+
+    # -- staging -----------------------------------------------------------------------------
+
+    def stage(
+        self, spec: JobSpec, workspace: Workspace, should_stop: Callable[[], bool]
+    ) -> StagingReport:
+        report = StagingReport(mounts={hw.host.name: [] for hw in workspace.hosts})
+        for channel in spec.channels:
+            hosts = [
+                hw.host for hw in workspace.hosts if channel in channels_for_host(spec, hw.host)
+            ]
+            self._stage_channel(spec, channel, hosts, workspace, should_stop, report)
+        return report
+
+    def _stage_channel(
+        self,
+        spec: JobSpec,
+        channel: ChannelSpec,
+        hosts: list[HostSpec],
+        workspace: Workspace,
+        should_stop: Callable[[], bool],
+        report: StagingReport,
+    ) -> None:
+        target = contract.channel_path(channel.name)
+        location = _location(channel.uri)
+        sharded = channel.distribution == "ShardedByS3Key" and len(hosts) > 1
+        if location.is_local and channel.data_type == "S3Prefix" and not sharded:
+            # O(1): the container reads the user's data in place, through a read-only mount.
+            source = Path(location.path)
+            if not source.exists():
+                raise JobFailure(Fault.CLIENT, f"Input data path {source} does not exist.")
+            for host in hosts:
+                if source.is_dir():
+                    report.mounts[host.name].append(Mount(source, target, True))
+                else:
+                    report.mounts[host.name].append(Mount(source, target / source.name, True))
+            return
+        objects = self._objects(spec, channel, location)
+        if channel.shuffle_seed is not None:
+            random.Random(channel.shuffle_seed).shuffle(objects)
+        base = workspace.channels_dir / channel.name
+        for index, host in enumerate(hosts, start=1):
+            chosen = shard(objects, index, len(hosts)) if sharded else objects
+            root = base / host.name if sharded else base
+            if not sharded and index > 1:
+                report.mounts[host.name].append(Mount(root, target, True))
+                continue
+            root.mkdir(parents=True, exist_ok=True)
+            downloads = [
+                Download(source, safe_destination(root, rel), size) for source, rel, size in chosen
+            ]
+            self._download(downloads, should_stop)
+            report.objects += len(downloads)
+            report.bytes += sum(d.size for d in downloads)
+            report.mounts[host.name].append(Mount(root, target, True))
+
+    def _objects(
+        self, spec: JobSpec, channel: ChannelSpec, location: Location
+    ) -> list[tuple[Location, str, int]]:
+        """(source, relative path, size) for every object of the channel, in key order."""
+        store = self.storage.store_for(location)
+        try:
+            if channel.data_type == "ManifestFile":
+                return self._manifest_objects(location)
+            found = []
+            for info in store.list(location):
+                if location.is_local:
+                    rel = (
+                        os.path.relpath(info.key, location.path)
+                        if os.path.isdir(location.path)
+                        else os.path.basename(info.key)
+                    )
+                    found.append((Location(location.scheme, "", info.key), rel, info.size))
+                    continue
+                rel_key = relative_path(location.key, info.key)
+                if rel_key is not None:
+                    source = Location(location.scheme, location.bucket, info.key)
+                    found.append((source, rel_key, info.size))
+        except StorageError as exc:
+            raise JobFailure(Fault.CLIENT, f"Data download failed: {exc}") from exc
+        if not found:
+            raise JobFailure(
+                Fault.CLIENT,
+                no_objects_message(channel.uri, spec.region, spec.role_arn, location.bucket),
+            )
+        return found
+
+    def _manifest_objects(self, location: Location) -> list[tuple[Location, str, int]]:
+        raw = self.storage.store_for(location).read_bytes(location, _MANIFEST_MAX_BYTES)
+        try:
+            entries = json.loads(raw)
+            prefix = entries[0]["prefix"]
+            suffixes = entries[1:]
+            if not isinstance(prefix, str) or not all(isinstance(s, str) for s in suffixes):
+                raise TypeError("entries must be strings")
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            raise JobFailure(
+                Fault.CLIENT,
+                f"Data download failed: the manifest file {location} is not a JSON array whose "
+                f'first element is {{"prefix": "s3://bucket/prefix/"}} followed by relative keys '
+                f"({exc}).",
+            ) from exc
+        base = _location(prefix)
+        if base.bucket != location.bucket and not (base.is_local or location.is_local):
+            raise JobFailure(
+                Fault.CLIENT,
+                f"Data download failed: the manifest prefix {prefix} is not in the manifest's "
+                f"bucket {location.bucket}.",
+            )
+        # Full URI = prefix + entry (spec §7.3). Sizes are unknown (0): one GET per entry.
+        return [(_location(prefix + suffix), suffix, 0) for suffix in suffixes]
+
+    def restore_checkpoints(
+        self, spec: JobSpec, workspace: Workspace, should_stop: Callable[[], bool]
+    ) -> None:
+        """Copy what CheckpointConfig.S3Uri holds into every host's checkpoint directory (§9)."""
+        if spec.checkpoint is None:
+            return
+        location = _location(spec.checkpoint.uri)
+        store = self.storage.store_for(location)
+        try:
+            objects = list(store.list(location))
+        except StorageError as exc:
+            raise JobFailure(Fault.CLIENT, f"Checkpoint download failed: {exc}") from exc
+        prefix = location.key if location.key.endswith("/") or not location.key else location.key + "/"
+        for hw in workspace.hosts:
+            downloads = []
+            for info in objects:
+                if location.is_local:
+                    rel = os.path.relpath(info.key, location.path)
+                    source = Location(location.scheme, "", info.key)
+                else:
+                    if not info.key.startswith(prefix) or info.key.endswith("/"):
+                        continue
+                    rel = info.key[len(prefix) :]
+                    source = Location(location.scheme, location.bucket, info.key)
+                downloads.append(Download(source, safe_destination(hw.checkpoint_dir, rel), info.size))
+            self._download(downloads, should_stop)
+
+    def _download(self, downloads: list[Download], should_stop: Callable[[], bool]) -> None:
+        if not downloads:
+            return
+        store = self.storage.store_for(downloads[0].source)
+        try:
+            store.download(downloads, should_stop)
+        except StorageError as exc:
+            raise JobFailure(Fault.CLIENT, f"Data download failed: {exc}") from exc
+

@@ -1,0 +1,84 @@
+"""Domain records of the service layer: a training job as trainforge keeps it.
+
+These are plain dataclasses, not wire dicts: ``mapping`` turns them into API shapes and the store
+turns them into rows. The user-facing status lives here; the scheduler's own state (queue, lease,
+attempt) is kept apart in ``Schedule``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from trainforge.service.status import SecondaryStatus, TrainingJobStatus
+
+
+@dataclass(frozen=True)
+class Transition:
+    status: SecondaryStatus
+    start_time: float
+    end_time: float | None
+    message: str
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    name: str
+    arn: str
+    request: dict[str, Any]
+    status: TrainingJobStatus
+    secondary_status: SecondaryStatus
+    creation_time: float
+    last_modified_time: float
+    transitions: list[Transition]
+    training_start_time: float | None = None
+    training_end_time: float | None = None
+    failure_reason: str | None = None
+    final_metrics: list[dict[str, Any]] = field(default_factory=list)
+    stop_requested: bool = False
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in (
+            TrainingJobStatus.COMPLETED,
+            TrainingJobStatus.FAILED,
+            TrainingJobStatus.STOPPED,
+        )
+
+    @property
+    def host_count(self) -> int:
+        resource = self.request.get("ResourceConfig") or {}
+        groups = resource.get("InstanceGroups")
+        if groups:
+            return sum(int(g["InstanceCount"]) for g in groups)
+        return int(resource.get("InstanceCount", 1) or 1)
+
+
+class QueueState(enum.StrEnum):
+    QUEUED = "queued"
+    CLAIMED = "claimed"
+    DONE = "done"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The scheduler's view of a job: never shown to API callers."""
+
+    name: str
+    queue_state: QueueState
+    lease_owner: str | None
+    lease_expires: float | None
+    attempts: int
+    resources: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class ContainerRef:
+    """A container the runtime launched for one host of a job, kept so a new worker can find it."""
+
+    job: str
+    host: str
+    container_id: str
+    stream: str
+    log_cursor_ns: int

@@ -1,0 +1,142 @@
+"""The one Settings object: read once from the environment (TRAINFORGE_*) and an optional
+config file, then passed down. Nothing else in trainforge reads TRAINFORGE_* variables.
+
+The file is ``$TRAINFORGE_HOME/config.toml`` (or ``TRAINFORGE_CONFIG``), with the same names as
+the environment variables, lower case and without the prefix. The environment wins over the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_ACCOUNT_ID = "000000000000"
+DEFAULT_REGION = "us-east-1"
+# SageMaker waits 120 s between SIGTERM and SIGKILL (docker stop -t 120).
+DEFAULT_STOP_GRACE_SECONDS = 120.0
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class AccessKey:
+    access_key_id: str
+    secret_access_key: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    region: str = DEFAULT_REGION
+    account_id: str = DEFAULT_ACCOUNT_ID
+    stop_grace_seconds: float = DEFAULT_STOP_GRACE_SECONDS
+    # The caller's AWS credentials reach containers only when asked for (SDK local mode's leak).
+    pass_aws_credentials: bool = False
+    keep_containers: bool = False
+    keep_workspaces: bool = True
+    # Where `trainforge serve` listens, and where the CLI finds a running server.
+    host: str = "127.0.0.1"
+    port: int = 8443
+    server_url: str | None = None
+    strict_admission: bool = False
+    access_keys: tuple[AccessKey, ...] = ()
+    require_auth: bool | None = None
+    max_concurrent_jobs: int = 0
+    capacity_cpus: float | None = None
+    capacity_memory_mib: int | None = None
+    capacity_gpus: int | None = None
+    lease_seconds: float = 30.0
+    heartbeat_seconds: float = 5.0
+    log_flush_seconds: float = 0.2
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "trainforge.db"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.home / "jobs"
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+
+_FIELDS: dict[str, type] = {
+    "region": str,
+    "account_id": str,
+    "stop_grace_seconds": float,
+    "pass_aws_credentials": bool,
+    "keep_containers": bool,
+    "keep_workspaces": bool,
+    "host": str,
+    "port": int,
+    "server_url": str,
+    "strict_admission": bool,
+    "require_auth": bool,
+    "max_concurrent_jobs": int,
+    "capacity_cpus": float,
+    "capacity_memory_mib": int,
+    "capacity_gpus": int,
+    "lease_seconds": float,
+    "heartbeat_seconds": float,
+    "log_flush_seconds": float,
+}
+
+
+def _convert(name: str, raw: Any) -> Any:
+    kind = _FIELDS[name]
+    if kind is bool:
+        return _as_bool(raw)
+    if kind is int:
+        return int(raw)
+    if kind is float:
+        return float(raw)
+    return str(raw)
+
+
+def _parse_access_keys(raw: str) -> tuple[AccessKey, ...]:
+    """`ID:SECRET[,ID:SECRET...]`."""
+    keys = []
+    for item in raw.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key_id, _, secret = item.partition(":")
+        if not key_id or not secret:
+            raise ValueError("TRAINFORGE_ACCESS_KEYS must be ID:SECRET pairs separated by commas")
+        keys.append(AccessKey(key_id, secret))
+    return tuple(keys)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    home = Path(env.get("TRAINFORGE_HOME") or Path.home() / ".trainforge").expanduser()
+    values: dict[str, Any] = {}
+    config_path = Path(env.get("TRAINFORGE_CONFIG") or home / "config.toml")
+    if config_path.is_file():
+        with config_path.open("rb") as fh:
+            data = tomllib.load(fh)
+        for name, raw in data.items():
+            if name in _FIELDS:
+                values[name] = _convert(name, raw)
+            elif name == "access_keys":
+                values["access_keys"] = _parse_access_keys(str(raw))
+    region = env.get("TRAINFORGE_REGION") or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    if region:
+        values["region"] = region
+    for name in _FIELDS:
+        raw_env = env.get("TRAINFORGE_" + name.upper())
+        if raw_env is not None and raw_env != "":
+            values[name] = _convert(name, raw_env)
+    if env.get("TRAINFORGE_ACCESS_KEYS"):
+        values["access_keys"] = _parse_access_keys(env["TRAINFORGE_ACCESS_KEYS"])
+    return Settings(home=home, **values)

@@ -1,0 +1,63 @@
+"""The small interface every store offers the runtime, and the facade that picks a store by
+location. Stores raise ``StorageError`` with a message a user can act on, never a bare SDK error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from trainforge.storage.location import Location
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Download:
+    source: Location
+    dest: Path
+    size: int
+
+
+ShouldStop = Callable[[], bool]
+
+
+class Store(Protocol):
+    def list(self, prefix: Location) -> Iterator[ObjectInfo]:
+        """Objects whose key starts with ``prefix.key``, in key order."""
+        ...
+
+    def read_bytes(self, location: Location, max_bytes: int) -> bytes: ...
+
+    def download(self, items: Sequence[Download], should_stop: ShouldStop) -> int:
+        """Fetch every item to its dest; returns the bytes written. Stops early, raising
+        ``StorageCancelled``, once ``should_stop()`` is true."""
+        ...
+
+    def upload_file(self, path: Path, dest: Location) -> None: ...
+
+
+class Storage:
+    """Hands out the store for a location; the S3 store is built on first use."""
+
+    def __init__(self, s3_factory: Callable[[], Store], local: Store) -> None:
+        self._s3_factory = s3_factory
+        self._s3: Store | None = None
+        self._local = local
+
+    def store_for(self, location: Location) -> Store:
+        if location.is_local:
+            return self._local
+        if self._s3 is None:
+            self._s3 = self._s3_factory()
+        return self._s3
+
+
+class StorageCancelled(Exception):
+    pass
