@@ -111,6 +111,11 @@ class EngineError(TrainforgeError):
     """The container engine could not do what was asked (unreachable, refused, broken)."""
 
 
+class ContainerStartError(EngineError):
+    """The engine created the container but could not start its process (bad entrypoint,
+    missing executable): the image's fault, not the platform's."""
+
+
 class ImageNotFound(EngineError):
     """The training image is not on this machine and could not be pulled."""
 

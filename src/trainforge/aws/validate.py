@@ -41,9 +41,23 @@ _TYPE_NAMES = {
 }
 
 
+_SURROGATE_PAIR = regex.compile(r"\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})", regex.IGNORECASE)
+
+
+def _java_to_python(pattern: str) -> str:
+    """The models' patterns are Java regexes over UTF-16: a surrogate pair escape
+    (``\\uD800\\uDC00``) names one supplementary code point, written ``\\U00010000`` here."""
+
+    def code_point(match: regex.Match[str]) -> str:
+        high, low = int(match.group(1), 16), int(match.group(2), 16)
+        return f"\\U{0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00):08X}"
+
+    return _SURROGATE_PAIR.sub(code_point, pattern)
+
+
 @functools.cache
 def _compiled(pattern: str) -> regex.Pattern[str]:
-    return regex.compile(pattern)
+    return regex.compile(_java_to_python(pattern))
 
 
 def pattern_for_message(pattern: str) -> str:

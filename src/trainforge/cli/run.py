@@ -96,26 +96,36 @@ def run_command(context: Context, cli_input: str, name_override: str | None) -> 
     console("trainforge", f"[trainforge] Training job {name} created.")
     execution = JobExecution(context.jobs, context.logs, context.runner, settings.region)
     finished: list[TrainingJob] = []
+    done = threading.Event()
 
     def work() -> None:
-        finished.append(execution.run(name, control, echo=console))
+        try:
+            finished.append(execution.run(name, control, echo=console))
+        finally:
+            done.set()
 
-    thread = threading.Thread(target=work, name=f"job-{name}")
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    interrupts = 0
+    # Ctrl-C and SIGTERM only count here; the loop below acts on them. (An exception raised
+    # into Thread.join can leave the thread looking finished while it still runs.)
+    interrupts: list[int] = []
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        interrupts.append(signum)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    handled = 0
+    thread = threading.Thread(target=work, name=f"job-{name}", daemon=True)
     try:
         thread.start()
-        while thread.is_alive():
-            try:
-                thread.join(0.2)
-            except KeyboardInterrupt:
-                interrupts += 1
-                if interrupts == 1:
+        while not done.wait(0.2):
+            if len(interrupts) > handled:
+                handled = len(interrupts)
+                if handled == 1:
                     _request_stop(context, name, control, console)
                 else:
                     _kill_now(context, name, console)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         keeper.discard(name)
         keeper.close()
     job = finished[0] if finished else context.jobs.get(name)
@@ -134,10 +144,6 @@ def _hosts(request: dict[str, Any]) -> list[int]:
     groups = resource.get("InstanceGroups") or []
     count = sum(int(g.get("InstanceCount", 0)) for g in groups) or int(resource.get("InstanceCount", 1) or 1)
     return list(range(count))
-
-
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
 
 
 def _request_stop(context: Context, name: str, control: StoreStopControl, console: _Console) -> None:

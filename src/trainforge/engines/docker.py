@@ -28,7 +28,7 @@ from trainforge.engines.base import (
     ImageInfo,
     LogLine,
 )
-from trainforge.errors import EngineError, ImageNotFound
+from trainforge.errors import ContainerStartError, EngineError, ImageNotFound
 
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _CONNECTION_ERRORS = (requests.exceptions.ConnectionError, docker.errors.DockerException)
@@ -66,13 +66,26 @@ class DockerEngine:
     supports_gpus = True
 
     def __init__(self, client: Any = None) -> None:
-        try:
-            self._client = client or docker.from_env(version="auto", timeout=120)
-        except _CONNECTION_ERRORS as exc:
-            raise EngineError(f"Cannot reach the Docker engine: {exc}") from exc
-        self.api: Any = self._client.api
+        self._client = client
         self._gpus: int | None = None
         self._lock = threading.Lock()
+
+    @property
+    def api(self) -> Any:
+        """docker-py's low-level client, connected on first use: commands that never touch a
+        container must not need a running engine."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    try:
+                        self._client = docker.from_env(version="auto", timeout=120)
+                    except _CONNECTION_ERRORS as exc:
+                        host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+                        raise EngineError(
+                            f"Cannot reach the Docker engine at {host}: {exc}. Is Docker "
+                            "running, and may this user use it?"
+                        ) from exc
+        return self._client.api
 
     def describe(self) -> str:
         return f"Docker at {self.api.base_url}"
@@ -182,21 +195,26 @@ class DockerEngine:
 
     # -- networks --------------------------------------------------------------------------------
 
-    def create_network(self, name: str, labels: Mapping[str, str]) -> None:
+    def create_network(self, name: str, labels: Mapping[str, str], internal: bool = False) -> None:
         try:
             existing = self.api.networks(names=[name])
             if not any(n.get("Name") == name for n in existing):
-                self.api.create_network(name, driver="bridge", labels=dict(labels))
+                self.api.create_network(
+                    name, driver="bridge", labels=dict(labels), internal=internal
+                )
         except _CONNECTION_ERRORS as exc:
             raise self._fail(f"create the network {name}", exc) from exc
 
-    def remove_network(self, name: str) -> None:
+    def remove_networks(self, labels: Mapping[str, str]) -> None:
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
         try:
-            self.api.remove_network(name)
-        except docker.errors.NotFound:
-            pass
+            for network in self.api.networks(filters=filters):
+                try:
+                    self.api.remove_network(network["Id"])
+                except docker.errors.NotFound:
+                    pass
         except _CONNECTION_ERRORS as exc:
-            raise self._fail(f"remove the network {name}", exc) from exc
+            raise self._fail("remove a job's network", exc) from exc
 
     # -- containers ------------------------------------------------------------------------------
 
@@ -238,6 +256,12 @@ class DockerEngine:
             raise self._fail(f"create the container for {spec.hostname}", exc) from exc
         try:
             self.api.start(container_id)
+        except docker.errors.APIError as exc:
+            self.remove(container_id)
+            raise ContainerStartError(
+                f"The training container for {spec.hostname} could not start: "
+                f"{exc.explanation or exc}"
+            ) from exc
         except _CONNECTION_ERRORS as exc:
             self.remove(container_id)
             raise self._fail(f"start the container for {spec.hostname}", exc) from exc
@@ -340,10 +364,9 @@ class DockerEngine:
 
     def gpu_count(self) -> int:
         """NVIDIA GPUs this engine can hand to containers (0 without the NVIDIA runtime)."""
-        with self._lock:
-            if self._gpus is None:
-                self._gpus = _count_nvidia_gpus() if self._has_nvidia_runtime() else 0
-            return self._gpus
+        if self._gpus is None:
+            self._gpus = _count_nvidia_gpus() if self._has_nvidia_runtime() else 0
+        return self._gpus
 
     def _has_nvidia_runtime(self) -> bool:
         try:

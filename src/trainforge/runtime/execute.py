@@ -19,7 +19,14 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from trainforge.engines.base import BindMount, ContainerSpec, Engine, ImageContents, LogLine
-from trainforge.errors import EngineError, Fault, ImageNotFound, JobFailure, StorageError
+from trainforge.errors import (
+    ContainerStartError,
+    EngineError,
+    Fault,
+    ImageNotFound,
+    JobFailure,
+    StorageError,
+)
 from trainforge.runtime import contract
 from trainforge.runtime.artifacts import algorithm_failure_reason, read_failure
 from trainforge.runtime.collect import Collector
@@ -27,7 +34,7 @@ from trainforge.runtime.image_checks import image_warnings
 from trainforge.runtime.jobspec import JobSpec
 from trainforge.runtime.logpump import LogPump
 from trainforge.runtime.staging import Mount, Stager
-from trainforge.runtime.workspace import Workspace
+from trainforge.runtime.workspace import HostWorkspace, Workspace
 from trainforge.storage.base import Storage
 
 _POLL_SECONDS = 0.1
@@ -71,6 +78,11 @@ class RunningContainer:
 class Reporter(Protocol):
     def phase(self, phase: Phase) -> float:
         """Record a phase change; returns the time it was recorded at."""
+        ...
+
+    def stream_opened(self, host: str, stream: str) -> None:
+        """The host's log stream exists from here on (warnings land in it even if the container
+        then fails to start)."""
         ...
 
     def container_started(self, host: str, container_id: str, stream: str) -> None: ...
@@ -139,6 +151,8 @@ class JobRunner:
         reporter.phase(Phase.TRAINING)
         try:
             running = self._launch(spec, workspace, staged.mounts, reporter)
+        except ContainerStartError as exc:
+            return Outcome(OutcomeKind.FAILED, f"{Fault.CLIENT.value}: {exc}")
         except EngineError as exc:
             return Outcome(OutcomeKind.FAILED, f"{Fault.PLATFORM.value}: {exc}")
         return self._watch_and_collect(spec, workspace, running, reporter, watch)
@@ -183,42 +197,65 @@ class JobRunner:
         network = "none" if spec.network_isolation and not multi else None
         if multi:
             network = f"trainforge-{spec.name}-{secrets.token_hex(3)}"
-            self.engine.create_network(network, self._labels(spec, None))
+            self.engine.create_network(
+                network, self._labels(spec, None), internal=spec.network_isolation
+            )
         entrypoint, command = container_invocation(spec)
         env = self._environment(spec)
         launched: list[RunningContainer] = []
-        for hw in workspace.hosts:
-            host = hw.host.name
-            binds = [
-                BindMount(hw.root, contract.OPT_ML, False),
-                BindMount(hw.config_dir, contract.INPUT_CONFIG, True),
-            ]
-            binds += [BindMount(m.source, m.target, m.read_only) for m in mounts.get(host, [])]
-            if spec.checkpoint is not None:
-                target = PurePosixPath(spec.checkpoint.local_path)
-                binds.append(BindMount(hw.checkpoint_dir, target, False))
-            resources = spec.resources
-            stream = contract.log_stream_name(spec.name, host, int(time.time()))
-            container_spec = ContainerSpec(
-                name=f"{spec.name}-{host}-{secrets.token_hex(3)}",
-                image=spec.image,
-                entrypoint=entrypoint,
-                command=command,
-                env=env,
-                hostname=host,
-                mounts=binds,
-                labels={**self._labels(spec, host), "trainforge.stream": stream},
-                network=network,
-                network_aliases=(host,) if multi else (),
-                cpus=resources.get("cpus"),
-                memory_bytes=resources.get("memory_bytes"),
-                shm_bytes=resources.get("shm_bytes"),
-                gpus=int(resources.get("gpus") or 0),
-            )
-            container_id = self.engine.launch(container_spec)
-            reporter.container_started(host, container_id, stream)
-            launched.append(RunningContainer(host, container_id, stream))
+        try:
+            for hw in workspace.hosts:
+                launched.append(
+                    self._launch_host(spec, hw, mounts, reporter, entrypoint, command, env, network)
+                )
+        except EngineError:
+            self._cleanup(spec, launched)
+            raise
         return launched
+
+    def _launch_host(
+        self,
+        spec: JobSpec,
+        hw: HostWorkspace,
+        mounts: Mapping[str, list[Mount]],
+        reporter: Reporter,
+        entrypoint: tuple[str, ...] | None,
+        command: tuple[str, ...] | None,
+        env: Mapping[str, str],
+        network: str | None,
+    ) -> RunningContainer:
+        multi = len(spec.hosts) > 1
+        host = hw.host.name
+        binds = [
+            BindMount(hw.root, contract.OPT_ML, False),
+            BindMount(hw.config_dir, contract.INPUT_CONFIG, True),
+        ]
+        binds += [BindMount(m.source, m.target, m.read_only) for m in mounts.get(host, [])]
+        if spec.checkpoint is not None:
+            target = PurePosixPath(spec.checkpoint.local_path)
+            binds.append(BindMount(hw.checkpoint_dir, target, False))
+        resources = spec.resources
+        stream = contract.log_stream_name(spec.name, host, int(time.time()))
+        container_spec = ContainerSpec(
+            name=f"{spec.name}-{host}-{secrets.token_hex(3)}",
+            image=spec.image,
+            entrypoint=entrypoint,
+            command=command,
+            env=env,
+            hostname=host,
+            mounts=binds,
+            labels={**self._labels(spec, host), "trainforge.stream": stream},
+            network=network,
+            network_aliases=(host,) if multi else (),
+            cpus=resources.get("cpus"),
+            memory_bytes=resources.get("memory_bytes"),
+            shm_bytes=resources.get("shm_bytes"),
+            gpus=int(resources.get("gpus") or 0),
+        )
+        reporter.stream_opened(host, stream)
+        container_id = self.engine.launch(container_spec)
+        reporter.container_started(host, container_id, stream)
+        return RunningContainer(host, container_id, stream)
 
     def _labels(self, spec: JobSpec, host: str | None) -> dict[str, str]:
         labels = {"trainforge.job": spec.name, "trainforge.instance": self.config.instance_label}
@@ -301,7 +338,7 @@ class JobRunner:
         states = {c.host: self.engine.state(c.container_id) for c in running}
         outcome = self._outcome(spec, workspace, exit_codes, states, watch)
         outcome = self._collect(spec, workspace, outcome, reporter)
-        self._cleanup(running)
+        self._cleanup(spec, running)
         return outcome
 
     def _outcome(
@@ -348,14 +385,16 @@ class JobRunner:
             )
         return outcome
 
-    def _cleanup(self, running: Sequence[RunningContainer]) -> None:
+    def _cleanup(self, spec: JobSpec, running: Sequence[RunningContainer]) -> None:
         if self.config.keep_containers:
             return
-        for container in running:
-            try:
+        try:
+            for container in running:
                 self.engine.remove(container.container_id)
-            except EngineError:
-                pass
+            if len(spec.hosts) > 1:
+                self.engine.remove_networks(self._labels(spec, None))
+        except EngineError:
+            pass
 
 
 def container_invocation(spec: JobSpec) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:

@@ -29,6 +29,7 @@ class LogPump:
         self._max_batch = max_batch
         self._queue: queue.Queue[tuple[str, object]] = queue.Queue()
         self._readers: list[threading.Thread] = []
+        self._exited = threading.Event()
         self._errors: list[BaseException] = []
         self._flusher = threading.Thread(target=self._flush_loop, name="log-flush", daemon=True)
         self._flusher.start()
@@ -44,11 +45,19 @@ class LogPump:
         thread.start()
 
     def _read(self, host: str, container_id: str, since_ns: int) -> None:
+        last = since_ns
         try:
-            for line in self._engine.logs(container_id, since_ns, follow=True):
-                if since_ns and line.ts_ns <= since_ns:
-                    continue
-                self._queue.put((host, line))
+            for follow in (True, False):
+                floor = since_ns if follow else last
+                for line in self._engine.logs(container_id, floor, follow=follow):
+                    if floor and line.ts_ns <= floor:
+                        continue
+                    last = max(last, line.ts_ns)
+                    self._queue.put((host, line))
+                # A follow stream can close before the engine has written the container's last
+                # output (a final line without a newline, typically). Once the container has
+                # exited everything is written: read again after the last line seen.
+                self._exited.wait()
         except BaseException as exc:
             self._errors.append(exc)
 
@@ -83,10 +92,12 @@ class LogPump:
             self._errors.append(exc)
 
     def close(self, timeout: float = 10.0) -> list[BaseException]:
-        """Wait for the readers (their containers have exited), flush, and stop.
+        """Call once every container has exited: read what the follow streams missed, flush,
+        and stop.
 
         Returns the errors the readers and the sink met, so the caller can log them."""
         end = time.monotonic() + timeout
+        self._exited.set()
         for thread in self._readers:
             thread.join(max(0.0, end - time.monotonic()))
         self._queue.put(("", _DONE))

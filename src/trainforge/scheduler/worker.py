@@ -81,9 +81,11 @@ class JobReporter:
         self.jobs.transition(self.job, status, message, only_from=only_from, now=now)
         return round(now, 3)
 
+    def stream_opened(self, host: str, stream: str) -> None:
+        self.attach_stream(host, stream)
+
     def container_started(self, host: str, container_id: str, stream: str) -> None:
         self.jobs.save_container(ContainerRef(self.job, host, container_id, stream, 0))
-        self.attach_stream(host, stream)
 
     def attach_stream(self, host: str, stream: str) -> None:
         started_ms = int(stream.rsplit("-", 1)[-1]) * 1000

@@ -1,0 +1,127 @@
+"""Fixtures shared by every tier: the locally built images, a real S3 endpoint (moto's server
+mode on a loopback port, one process for the whole session), a fresh TRAINFORGE_HOME per test,
+and clean-up of the containers a test left behind."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import images as image_builder  # noqa: E402
+
+TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing-secret",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_CONFIG_FILE": "/dev/null",
+    "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
+
+@pytest.fixture(scope="session")
+def images() -> dict[str, str]:
+    """Tags of every image the tests use, built once and reused by tag."""
+    return {
+        "busybox": image_builder.busybox_tag(),
+        "python": image_builder.python_tag(),
+        **image_builder.test_tags(),
+    }
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    port = free_port()
+    server = Path(sys.executable).parent / "moto_server"
+    proc = subprocess.Popen(
+        [str(server), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def aws_environment(s3_endpoint: str) -> Iterator[None]:
+    """Standard AWS configuration pointing S3 at the test endpoint; never a real account."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "TRAINFORGE_SERVER_URL"):
+            mp.delenv(name, raising=False)
+        for name, value in TEST_ENV.items():
+            mp.setenv(name, value)
+        mp.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
+        yield
+
+
+@pytest.fixture
+def s3() -> object:
+    return boto3.client("s3", region_name="us-east-1")
+
+
+@pytest.fixture
+def bucket(s3: object) -> str:
+    name = f"tf-test-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name)  # type: ignore[attr-defined]
+    return name
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "home"
+    path.mkdir()
+    yield path
+    _remove_containers_of(path)
+
+
+def _remove_containers_of(home: Path) -> None:
+    import hashlib
+
+    label = hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:12]
+    ids = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label=trainforge.instance={label}"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    if ids:
+        subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
+    nets = subprocess.run(
+        ["docker", "network", "ls", "-q", "--filter", f"label=trainforge.instance={label}"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    if nets:
+        subprocess.run(["docker", "network", "rm", *nets], capture_output=True)
