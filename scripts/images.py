@@ -43,7 +43,9 @@ def run(*args: str, **kwargs: object) -> None:
 def docker_build(*args: str) -> None:
     """``docker build`` with its chatter kept back unless it fails."""
     env = {**os.environ, "DOCKER_BUILDKIT": "0"}
-    result = subprocess.run(["docker", "build", "-q", *args], capture_output=True, text=True, env=env)
+    result = subprocess.run(
+        ["docker", "build", "-q", *args], capture_output=True, text=True, env=env
+    )
     if result.returncode != 0:
         sys.stderr.write(result.stdout + result.stderr)
         sys.exit(f"[images] docker build failed: {' '.join(args)}")
@@ -52,7 +54,9 @@ def docker_build(*args: str) -> None:
 def image_exists(tag: str) -> bool:
     return (
         subprocess.run(
-            ["docker", "image", "inspect", tag], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            ["docker", "image", "inspect", tag],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         ).returncode
         == 0
     )
@@ -132,10 +136,14 @@ def python_tag() -> str:
         return tag
     if shutil.which("debootstrap") is None:
         if os.geteuid() != 0:
-            sys.exit("[images] debootstrap is needed to build the Python base image: apt-get install debootstrap")
+            sys.exit(
+                "[images] debootstrap is needed to build the Python base image: apt-get install debootstrap"
+            )
         log("installing debootstrap")
         run("apt-get", "install", "-y", "-q", "debootstrap", stdout=subprocess.DEVNULL)
-    log(f"building {tag} with debootstrap ({DEBIAN_SUITE}, {', '.join(PYTHON_PACKAGES)}); about a minute")
+    log(
+        f"building {tag} with debootstrap ({DEBIAN_SUITE}, {', '.join(PYTHON_PACKAGES)}); about a minute"
+    )
     CACHE.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
         root = Path(tmp) / "root"
@@ -148,12 +156,26 @@ def python_tag() -> str:
             DEBIAN_MIRROR,
             stdout=subprocess.DEVNULL,
         )
-        for junk in ("usr/share/doc", "usr/share/man", "usr/share/locale", "var/cache/apt/archives"):
+        for junk in (
+            "usr/share/doc",
+            "usr/share/man",
+            "usr/share/locale",
+            "var/cache/apt/archives",
+        ):
             shutil.rmtree(root / junk, ignore_errors=True)
         for lists in (root / "var/lib/apt/lists").glob("*_Packages"):
             lists.unlink()
         tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
-        run("docker", "import", "-c", f"ENV {PATH_ENV}", "-", tag, stdin=tar.stdout, stdout=subprocess.DEVNULL)
+        run(
+            "docker",
+            "import",
+            "-c",
+            f"ENV {PATH_ENV}",
+            "-",
+            tag,
+            stdin=tar.stdout,
+            stdout=subprocess.DEVNULL,
+        )
         if tar.wait() != 0:
             sys.exit("[images] tar of the debootstrap root failed")
     return tag
@@ -172,7 +194,9 @@ def dockerfile_tag(name: str, context: Path, base: str) -> str:
 
 
 def example_tag() -> str:
-    return dockerfile_tag("trainforge-example/iris", ROOT / "examples" / "iris" / "container", python_tag())
+    return dockerfile_tag(
+        "trainforge-example/iris", ROOT / "examples" / "iris" / "container", python_tag()
+    )
 
 
 def test_tags() -> dict[str, str]:

@@ -4,7 +4,6 @@ and clean-up of the containers a test left behind."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -79,7 +78,12 @@ def s3_endpoint() -> Iterator[str]:
 def aws_environment(s3_endpoint: str) -> Iterator[None]:
     """Standard AWS configuration pointing S3 at the test endpoint; never a real account."""
     with pytest.MonkeyPatch.context() as mp:
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "TRAINFORGE_SERVER_URL"):
+        for name in (
+            "AWS_PROFILE",
+            "AWS_SESSION_TOKEN",
+            "AWS_ENDPOINT_URL",
+            "TRAINFORGE_SERVER_URL",
+        ):
             mp.delenv(name, raising=False)
         for name, value in TEST_ENV.items():
             mp.setenv(name, value)

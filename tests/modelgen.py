@@ -66,7 +66,11 @@ def _bad_strings(shape: Shape) -> Iterator[tuple[str, str]]:
     pattern = meta.get("pattern")
     if pattern and not shape.enum:
         for candidate in ("!! not valid !!", "\u0000", " leading space", "UPPER_and_lower@#"):
-            if not regex.fullmatch(pattern, candidate) and len(candidate) <= meta.get("max", 10**9) and len(candidate) >= meta.get("min", 0):
+            if (
+                not regex.fullmatch(pattern, candidate)
+                and len(candidate) <= meta.get("max", 10**9)
+                and len(candidate) >= meta.get("min", 0)
+            ):
                 yield "pattern", candidate
                 break
 
@@ -78,11 +82,18 @@ def cases(shape: StructureShape, params: dict[str, Any]) -> list[Case]:
 
 
 def _walk(
-    shape: Shape, value: Any, root: dict[str, Any], keys: list[str | int], path: str, found: list[Case]
+    shape: Shape,
+    value: Any,
+    root: dict[str, Any],
+    keys: list[str | int],
+    path: str,
+    found: list[Case],
 ) -> None:
     kind = shape.type_name
     if keys:
-        found.append(Case(f"{path}:type", _set(root, keys, WRONG_TYPE.get(kind, object())), path, "type"))
+        found.append(
+            Case(f"{path}:type", _set(root, keys, WRONG_TYPE.get(kind, object())), path, "type")
+        )
     if kind == "structure":
         assert isinstance(shape, StructureShape)
         required = set(shape.required_members) | ALSO_REQUIRED.get(shape.name, frozenset())
@@ -90,32 +101,59 @@ def _walk(
             member_path = f"{path}.{lower_first(name)}" if path else lower_first(name)
             if name in value:
                 if name in required:
-                    found.append(Case(f"{member_path}:required", _delete(root, [*keys, name]), member_path, "required"))
+                    found.append(
+                        Case(
+                            f"{member_path}:required",
+                            _delete(root, [*keys, name]),
+                            member_path,
+                            "required",
+                        )
+                    )
                 _walk(member, value[name], root, [*keys, name], member_path, found)
     elif kind == "list":
         assert isinstance(shape, ListShape)
         meta = shape.metadata
         if "max" in meta and value and meta["max"] < 200:
-            found.append(Case(f"{path}:too-many", _set(root, keys, [value[0]] * (meta["max"] + 1)), path, "length"))
+            found.append(
+                Case(
+                    f"{path}:too-many",
+                    _set(root, keys, [value[0]] * (meta["max"] + 1)),
+                    path,
+                    "length",
+                )
+            )
         for index, item in enumerate(value):
             _walk(shape.member, item, root, [*keys, index], f"{path}.{index + 1}.member", found)
     elif kind == "map":
         assert isinstance(shape, MapShape)
         for label, bad in _bad_strings(shape.key):
-            found.append(Case(f"{path}:key-{label}", _set(root, keys, {**value, bad: "v"}), path, "map-key"))
+            found.append(
+                Case(f"{path}:key-{label}", _set(root, keys, {**value, bad: "v"}), path, "map-key")
+            )
         if value:
             first = next(iter(value))
             for label, bad in _bad_strings(shape.value):
-                found.append(Case(f"{path}:value-{label}", _set(root, keys, {**value, first: bad}), path, "map-value"))
+                found.append(
+                    Case(
+                        f"{path}:value-{label}",
+                        _set(root, keys, {**value, first: bad}),
+                        path,
+                        "map-value",
+                    )
+                )
     elif kind == "string":
         for label, bad in _bad_strings(shape):
             found.append(Case(f"{path}:{label}", _set(root, keys, bad), path, label))
     elif kind in ("integer", "long"):
         meta = shape.metadata
         if "min" in meta:
-            found.append(Case(f"{path}:below-min", _set(root, keys, meta["min"] - 1), path, "range"))
+            found.append(
+                Case(f"{path}:below-min", _set(root, keys, meta["min"] - 1), path, "range")
+            )
         if "max" in meta:
-            found.append(Case(f"{path}:above-max", _set(root, keys, meta["max"] + 1), path, "range"))
+            found.append(
+                Case(f"{path}:above-max", _set(root, keys, meta["max"] + 1), path, "range")
+            )
 
 
 def rich_create_request(image: str = "trainforge/busybox:latest") -> dict[str, Any]:
@@ -149,8 +187,17 @@ def rich_create_request(image: str = "trainforge/busybox:latest") -> dict[str, A
                 "ShuffleConfig": {"Seed": 7},
             }
         ],
-        "OutputDataConfig": {"S3OutputPath": "s3://bucket/output", "KmsKeyId": "", "CompressionType": "GZIP"},
-        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10, "KeepAlivePeriodInSeconds": 0},
+        "OutputDataConfig": {
+            "S3OutputPath": "s3://bucket/output",
+            "KmsKeyId": "",
+            "CompressionType": "GZIP",
+        },
+        "ResourceConfig": {
+            "InstanceType": "ml.m5.large",
+            "InstanceCount": 1,
+            "VolumeSizeInGB": 10,
+            "KeepAlivePeriodInSeconds": 0,
+        },
         "VpcConfig": {"SecurityGroupIds": ["sg-0123"], "Subnets": ["subnet-0123"]},
         "StoppingCondition": {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200},
         "Tags": [{"Key": "team", "Value": "ml"}],

@@ -28,7 +28,9 @@ def env_for(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def trainforge(home: Path, *args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
+def trainforge(
+    home: Path, *args: str, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [TRAINFORGE, *args],
         capture_output=True,

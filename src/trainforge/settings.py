@@ -106,8 +106,8 @@ def _convert(name: str, raw: Any) -> Any:
 def _parse_access_keys(raw: str) -> tuple[AccessKey, ...]:
     """`ID:SECRET[,ID:SECRET...]`."""
     keys = []
-    for item in raw.split(","):
-        item = item.strip()
+    for pair in raw.split(","):
+        item = pair.strip()
         if not item:
             continue
         key_id, _, secret = item.partition(":")

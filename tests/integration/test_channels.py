@@ -13,7 +13,7 @@ from tests.support import channel, job_request, log_messages, run_job, script_jo
 
 pytestmark = pytest.mark.docker
 
-LIST_SCRIPT = "cd /opt/ml/input/data/{ch} && find . -type f | sort | while read f; do echo \"$f $(cat $f)\"; done\n"
+LIST_SCRIPT = 'cd /opt/ml/input/data/{ch} && find . -type f | sort | while read f; do echo "$f $(cat $f)"; done\n'
 
 
 def _put(s3: object, bucket: str, objects: dict[str, str]) -> None:
@@ -63,7 +63,7 @@ def test_seed_pattern_script_delivered_through_an_s3_channel(
         s3,
         bucket,
         {
-            "code/custom_entrypoint.sh": "echo \"seed pattern ran as $0\"\ncp /opt/ml/input/data/code/custom_entrypoint.sh /opt/ml/model/\n",
+            "code/custom_entrypoint.sh": 'echo "seed pattern ran as $0"\ncp /opt/ml/input/data/code/custom_entrypoint.sh /opt/ml/model/\n',
         },
     )
     request = job_request(
@@ -105,7 +105,9 @@ WRITE_SCRIPT = (
 )
 
 
-def test_local_channel_is_mounted_read_only_without_a_copy(images: dict[str, str], home: Path) -> None:
+def test_local_channel_is_mounted_read_only_without_a_copy(
+    images: dict[str, str], home: Path
+) -> None:
     data = home / "user-data"
     data.mkdir()
     (data / "a.csv").write_text("1\n")
@@ -120,7 +122,9 @@ def test_local_channel_is_mounted_read_only_without_a_copy(images: dict[str, str
     assert not any(staged.rglob("a.csv")), "a local channel must not be copied"
 
 
-def test_single_file_local_channel_mounts_only_that_file(images: dict[str, str], home: Path) -> None:
+def test_single_file_local_channel_mounts_only_that_file(
+    images: dict[str, str], home: Path
+) -> None:
     data = home / "folder"
     data.mkdir()
     (data / "wanted.csv").write_text("w\n")
@@ -136,7 +140,9 @@ def test_single_file_local_channel_mounts_only_that_file(images: dict[str, str],
     assert log_messages(home, request["TrainingJobName"]) == ["wanted.csv"]
 
 
-def test_s3_channel_is_read_only_too(images: dict[str, str], home: Path, bucket: str, s3: object) -> None:
+def test_s3_channel_is_read_only_too(
+    images: dict[str, str], home: Path, bucket: str, s3: object
+) -> None:
     _put(s3, bucket, {"in/a.csv": "1"})
     request = script_job(
         images["busybox"], home, WRITE_SCRIPT, channels=[channel("train", f"s3://{bucket}/in/")]
@@ -153,13 +159,15 @@ def test_sharded_by_s3_key_splits_objects_across_hosts(
     request = script_job(
         images["busybox"],
         home,
-        'echo "$(hostname): $(ls /opt/ml/input/data/train | tr \'\\n\' \' \')"\n',
+        "echo \"$(hostname): $(ls /opt/ml/input/data/train | tr '\\n' ' ')\"\n",
         channels=[channel("train", f"s3://{bucket}/shards/", distribution="ShardedByS3Key")],
     )
     request["ResourceConfig"]["InstanceCount"] = 2
     result = run_job(home, request)
     assert result.status == "Completed", result.stderr
-    lines = sorted(line.split(" | ", 1)[-1] for line in log_messages(home, request["TrainingJobName"]))
+    lines = sorted(
+        line.split(" | ", 1)[-1] for line in log_messages(home, request["TrainingJobName"])
+    )
     assert lines == [
         "algo-1: part-0.csv part-2.csv part-4.csv ",
         "algo-2: part-1.csv part-3.csv ",

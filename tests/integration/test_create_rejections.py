@@ -21,7 +21,9 @@ def _containers_of_any_job() -> int:
     return len(out.split())
 
 
-def test_invalid_request_gets_validation_exception_and_nothing_runs(images: dict[str, str], home: Path) -> None:
+def test_invalid_request_gets_validation_exception_and_nothing_runs(
+    images: dict[str, str], home: Path
+) -> None:
     request = job_request(images["busybox"], f"file://{home / 'out'}", name="bad_name")
     request["ResourceConfig"]["InstanceType"] = "ml.t9.medium"
     before = _containers_of_any_job()

@@ -106,14 +106,22 @@ def test_opt_ml_tree_config_files_and_environment(images: dict[str, str], home: 
 
     assert _config(lines, "hyperparameters.json") == {"epochs": "3", "lr": "0.1"}
     assert _config(lines, "inputdataconfig.json") == {
-        "code": {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated", "RecordWrapperType": "None"},
+        "code": {
+            "TrainingInputMode": "File",
+            "S3DistributionType": "FullyReplicated",
+            "RecordWrapperType": "None",
+        },
         "train": {
             "ContentType": "text/csv",
             "TrainingInputMode": "File",
             "S3DistributionType": "FullyReplicated",
             "RecordWrapperType": "None",
         },
-        "validation": {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated", "RecordWrapperType": "None"},
+        "validation": {
+            "TrainingInputMode": "File",
+            "S3DistributionType": "FullyReplicated",
+            "RecordWrapperType": "None",
+        },
     }
     resource = _config(lines, "resourceconfig.json")
     assert resource == {
@@ -122,7 +130,11 @@ def test_opt_ml_tree_config_files_and_environment(images: dict[str, str], home: 
         "current_group_name": "homogeneousCluster",
         "hosts": ["algo-1"],
         "instance_groups": [
-            {"instance_group_name": "homogeneousCluster", "instance_type": "ml.c5.xlarge", "hosts": ["algo-1"]}
+            {
+                "instance_group_name": "homogeneousCluster",
+                "instance_type": "ml.c5.xlarge",
+                "hosts": ["algo-1"],
+            }
         ],
         "network_interface_name": "eth0",
     }
@@ -155,7 +167,9 @@ def test_opt_ml_tree_config_files_and_environment(images: dict[str, str], home: 
     assert "a.csv" in lines
 
 
-def test_credentials_reach_the_container_only_when_asked(images: dict[str, str], home: Path) -> None:
+def test_credentials_reach_the_container_only_when_asked(
+    images: dict[str, str], home: Path
+) -> None:
     request = script_job(images["busybox"], home, 'echo "KEY=${AWS_ACCESS_KEY_ID:-absent}"\n')
     result = run_job(home, request, TRAINFORGE_PASS_AWS_CREDENTIALS="true")
     assert result.status == "Completed", result.stderr
@@ -180,22 +194,27 @@ def test_checkpoint_config_file_and_checkpoint_round_trip(
     result = run_job(home, request)
     assert result.status == "Completed", result.stderr
     lines = log_messages(home, request["TrainingJobName"])
-    assert json.loads(lines[0]) == {"LocalPath": "/opt/ml/checkpoints", "S3Uri": f"s3://{bucket}/ckpt/"}
+    assert json.loads(lines[0]) == {
+        "LocalPath": "/opt/ml/checkpoints",
+        "S3Uri": f"s3://{bucket}/ckpt/",
+    }
     assert lines[1] == "previous"
     body = s3.get_object(Bucket=bucket, Key="ckpt/epoch-2.ckpt")["Body"].read()  # type: ignore[attr-defined]
     assert body == b"new\n"
     assert result.describe["CheckpointConfig"] == {"S3Uri": f"s3://{bucket}/ckpt/"}
 
 
-def test_two_hosts_get_their_own_tree_and_see_each_other(images: dict[str, str], home: Path) -> None:
+def test_two_hosts_get_their_own_tree_and_see_each_other(
+    images: dict[str, str], home: Path
+) -> None:
     script = (
-        "echo \"$(hostname) $(cat /opt/ml/input/config/resourceconfig.json)\"\n"
+        'echo "$(hostname) $(cat /opt/ml/input/config/resourceconfig.json)"\n'
         # Peers' names may not resolve at once (SageMaker's docs say: retry).
         "for h in algo-1 algo-2; do for i in $(seq 50); do\n"
-        "  ping -c1 -W1 $h >/dev/null 2>&1 && echo \"$(hostname) sees $h\" && break; sleep 0.1\n"
+        '  ping -c1 -W1 $h >/dev/null 2>&1 && echo "$(hostname) sees $h" && break; sleep 0.1\n'
         "done; done\n"
         "sleep 2\n"
-        "echo \"$(hostname)\" > /opt/ml/model/$(hostname).txt\n"
+        'echo "$(hostname)" > /opt/ml/model/$(hostname).txt\n'
     )
     request = script_job(images["busybox"], home, script)
     request["ResourceConfig"]["InstanceCount"] = 2

@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import job_request, log_messages, run_job, script_job, start_trainforge, trainforge, write_request
+from tests.support import (
+    job_request,
+    log_messages,
+    run_job,
+    script_job,
+    start_trainforge,
+    trainforge,
+    write_request,
+)
 
 pytestmark = pytest.mark.docker
 

@@ -36,7 +36,9 @@ def _members(data: bytes) -> dict[str, bytes | str | None]:
     return out
 
 
-def test_model_and_output_archives_to_s3(images: dict[str, str], home: Path, bucket: str, s3: object) -> None:
+def test_model_and_output_archives_to_s3(
+    images: dict[str, str], home: Path, bucket: str, s3: object
+) -> None:
     script = MODEL_SCRIPT + "echo '{\"acc\": 1}' > /opt/ml/output/data/metrics.json\n"
     request = script_job(images["busybox"], home, script, output=f"s3://{bucket}/results/")
     name = request["TrainingJobName"]

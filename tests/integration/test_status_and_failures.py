@@ -4,6 +4,7 @@ Docker unreachable, an output path that cannot be written)."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def test_completed_job_transitions_and_times(images: dict[str, str], home: Path)
         ("Completed", "Training job completed"),
     ]
     # Contiguous: each entry ends when the next starts; the terminal entry has End == Start.
-    for before, after in zip(transitions, transitions[1:]):
+    for before, after in itertools.pairwise(transitions):
         assert before["EndTime"] == after["StartTime"]
     assert transitions[-1]["EndTime"] == transitions[-1]["StartTime"]
     assert d["CreationTime"] == transitions[0]["StartTime"]
@@ -49,7 +50,9 @@ def test_completed_job_transitions_and_times(images: dict[str, str], home: Path)
     assert d["EnableNetworkIsolation"] is False
 
 
-def test_failed_job_takes_its_reason_from_the_failure_file(images: dict[str, str], home: Path) -> None:
+def test_failed_job_takes_its_reason_from_the_failure_file(
+    images: dict[str, str], home: Path
+) -> None:
     script = (
         "echo 'loading data'\n"
         "printf 'ValueError: learning_rate must be positive' > /opt/ml/output/failure\n"
@@ -61,7 +64,10 @@ def test_failed_job_takes_its_reason_from_the_failure_file(images: dict[str, str
     assert result.returncode == 1
     d = result.describe
     assert (d["TrainingJobStatus"], d["SecondaryStatus"]) == ("Failed", "Failed")
-    assert d["FailureReason"] == "AlgorithmError: ValueError: learning_rate must be positive, exit code: 3"
+    assert (
+        d["FailureReason"]
+        == "AlgorithmError: ValueError: learning_rate must be positive, exit code: 3"
+    )
     assert d["SecondaryStatusTransitions"][-1]["Status"] == "Failed"
     assert "TrainingEndTime" in d
     # Artifacts of a job whose container ran are still exported (best effort, spec §6.5).
@@ -110,17 +116,31 @@ def test_docker_unreachable_fails_with_a_platform_error(images: dict[str, str], 
     assert reason.startswith("InternalServerError: Cannot reach the Docker engine")
 
 
-def test_output_bucket_missing_fails_with_a_client_error(images: dict[str, str], home: Path) -> None:
-    request = script_job(images["busybox"], home, "echo w > /opt/ml/model/w\n", output="s3://tf-test-no-such-bucket/out")
+def test_output_bucket_missing_fails_with_a_client_error(
+    images: dict[str, str], home: Path
+) -> None:
+    request = script_job(
+        images["busybox"],
+        home,
+        "echo w > /opt/ml/model/w\n",
+        output="s3://tf-test-no-such-bucket/out",
+    )
     result = run_job(home, request)
     assert result.describe["TrainingJobStatus"] == "Failed"
     reason = result.describe["FailureReason"]
-    assert reason.startswith("ClientError: Uploading the model artifacts to s3://tf-test-no-such-bucket/out/")
+    assert reason.startswith(
+        "ClientError: Uploading the model artifacts to s3://tf-test-no-such-bucket/out/"
+    )
     assert "NoSuchBucket" in reason
 
 
 def test_unwritable_output_path_fails_with_the_reason(images: dict[str, str], home: Path) -> None:
-    request = script_job(images["busybox"], home, "echo w > /opt/ml/model/w\n", output="file:///proc/trainforge-cannot-write")
+    request = script_job(
+        images["busybox"],
+        home,
+        "echo w > /opt/ml/model/w\n",
+        output="file:///proc/trainforge-cannot-write",
+    )
     result = run_job(home, request)
     assert result.describe["TrainingJobStatus"] == "Failed"
     assert "/proc/trainforge-cannot-write" in result.describe["FailureReason"]

@@ -14,7 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import log_messages, run_job, script_job, start_trainforge, trainforge, write_request
+from tests.support import (
+    log_messages,
+    run_job,
+    script_job,
+    start_trainforge,
+    trainforge,
+    write_request,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -122,7 +129,9 @@ def test_ctrl_c_on_run_stops_the_job(images: dict[str, str], home: Path) -> None
     assert _model(home, name) == {"saved.txt": b"saved-in-grace\n"}
 
 
-def test_max_runtime_stops_the_job_and_keeps_its_artifacts(images: dict[str, str], home: Path) -> None:
+def test_max_runtime_stops_the_job_and_keeps_its_artifacts(
+    images: dict[str, str], home: Path
+) -> None:
     request = script_job(
         images["busybox"], home, SAVES_ON_TERM, StoppingCondition={"MaxRuntimeInSeconds": 2}
     )

@@ -8,7 +8,8 @@ import pytest
 from tests.modelgen import cases, rich_create_request
 from trainforge.aws import spec
 from trainforge.aws.skeleton import Dispatcher
-from trainforge.aws.validate import Validator, _compiled as compiled, format_errors, render_value
+from trainforge.aws.validate import Validator, format_errors, render_value
+from trainforge.aws.validate import _compiled as compiled
 from trainforge.errors import ValidationError
 
 DISPATCHER = Dispatcher({})
@@ -103,7 +104,10 @@ def test_service_required_members_the_model_leaves_optional() -> None:
     del params["AlgorithmSpecification"]
     with pytest.raises(ValidationError) as info:
         validate(params)
-    assert "Value null at 'algorithmSpecification' failed to satisfy constraint: Member must not be null" in info.value.message
+    assert (
+        "Value null at 'algorithmSpecification' failed to satisfy constraint: Member must not be null"
+        in info.value.message
+    )
 
 
 def test_local_paths_are_accepted_where_an_s3_uri_is() -> None:
@@ -114,7 +118,10 @@ def test_local_paths_are_accepted_where_an_s3_uri_is() -> None:
     params["OutputDataConfig"]["S3OutputPath"] = "relative/path"  # type: ignore[index]
     with pytest.raises(ValidationError) as info:
         validate(params)
-    assert "Member must satisfy regular expression pattern: ^(https|s3)://([^/]+)/?(.*)" in info.value.message
+    assert (
+        "Member must satisfy regular expression pattern: ^(https|s3)://([^/]+)/?(.*)"
+        in info.value.message
+    )
 
 
 GENERATED = cases(CREATE, rich_create_request())
@@ -122,7 +129,16 @@ GENERATED = cases(CREATE, rich_create_request())
 
 def test_the_generator_covers_the_request() -> None:
     kinds = {case.kind for case in GENERATED}
-    assert {"type", "required", "too-long", "enum", "pattern", "range", "map-key", "map-value"} <= kinds
+    assert {
+        "type",
+        "required",
+        "too-long",
+        "enum",
+        "pattern",
+        "range",
+        "map-key",
+        "map-value",
+    } <= kinds
     assert len(GENERATED) >= 150
 
 
@@ -166,5 +182,5 @@ def test_validator_reports_unknown_types_without_crashing() -> None:
 
 def test_java_surrogate_pairs_become_code_points() -> None:
     pattern = "[\\u0020-\\uD7FF\\uE000-\\uFFFD\\uD800\\uDC00-\\uDBFF\\uDFFF\\t]*"
-    assert compiled(pattern).fullmatch("table \U0001F600 name")
+    assert compiled(pattern).fullmatch("table \U0001f600 name")
     assert not compiled(pattern).fullmatch("bad \x01")

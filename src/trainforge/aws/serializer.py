@@ -48,9 +48,12 @@ def _epoch(value: Any) -> float | int:
 
 
 def _iso(value: Any) -> str:
-    if not isinstance(value, dt.datetime):
-        value = dt.datetime.fromtimestamp(float(value), tz=dt.UTC)
-    return value.isoformat()
+    moment = (
+        value
+        if isinstance(value, dt.datetime)
+        else dt.datetime.fromtimestamp(float(value), tz=dt.UTC)
+    )
+    return moment.isoformat()
 
 
 def to_wire(shape: Shape | None, value: dict[str, Any]) -> dict[str, Any]:

@@ -39,7 +39,9 @@ class Dispatcher:
         if operation.input_shape is not None:
             self._validator.validate(operation.input_shape, params)
 
-    def call(self, service_name: str, operation_name: str, params: dict[str, Any]) -> dict[str, Any]:
+    def call(
+        self, service_name: str, operation_name: str, params: dict[str, Any]
+    ) -> dict[str, Any]:
         handler = self._handlers.get((service_name, operation_name))
         if handler is None:
             raise UnknownOperation(f"Operation {operation_name} is not supported by trainforge.")

@@ -54,7 +54,7 @@ def shape(service_name: str, name: str) -> Shape:
 
 
 def enum_values(name: str, service_name: str = SAGEMAKER) -> tuple[str, ...]:
-    return tuple(shape(service_name, name).enum)
+    return tuple(shape(service_name, name).metadata.get("enum", ()))
 
 
 def target_prefix(service_name: str) -> str:

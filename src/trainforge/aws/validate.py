@@ -219,7 +219,7 @@ class Validator:
                     "Member must satisfy regular expression pattern: "
                     + pattern_for_message(pattern)
                 )
-        enum = shape.enum
+        enum = shape.metadata.get("enum")
         if enum and value not in enum:
             failures.append("Member must satisfy enum value set: [" + ", ".join(enum) + "]")
         return failures
@@ -237,8 +237,9 @@ class Validator:
                 "Member must satisfy regular expression pattern: "
                 + pattern_for_message(meta["pattern"])
             )
-        if shape.enum:
-            rules.append("Member must satisfy enum value set: [" + ", ".join(shape.enum) + "]")
+        enum = shape.metadata.get("enum")
+        if enum:
+            rules.append("Member must satisfy enum value set: [" + ", ".join(enum) + "]")
         return rules
 
     @staticmethod

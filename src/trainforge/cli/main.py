@@ -42,14 +42,20 @@ def _parser() -> argparse.ArgumentParser:
     describe = sub.add_parser("describe", help="DescribeTrainingJob, as JSON")
     describe.add_argument("name")
     listing = sub.add_parser("list", help="list training jobs, newest first")
-    listing.add_argument("--status-equals", choices=["InProgress", "Completed", "Failed", "Stopping", "Stopped"])
+    listing.add_argument(
+        "--status-equals", choices=["InProgress", "Completed", "Failed", "Stopping", "Stopped"]
+    )
     listing.add_argument("--name-contains")
     listing.add_argument("--max-items", type=int, default=100)
     listing.add_argument("--json", action="store_true", help="print the ListTrainingJobs JSON")
     logs = sub.add_parser("logs", help="print a job's log, all hosts")
     logs.add_argument("name")
-    logs.add_argument("-f", "--follow", action="store_true", help="keep printing until the job ends")
-    stop = sub.add_parser("stop", help="StopTrainingJob: SIGTERM, then SIGKILL after the grace period")
+    logs.add_argument(
+        "-f", "--follow", action="store_true", help="keep printing until the job ends"
+    )
+    stop = sub.add_parser(
+        "stop", help="StopTrainingJob: SIGTERM, then SIGKILL after the grace period"
+    )
     stop.add_argument("name")
     serve = sub.add_parser("serve", help="run the SageMaker-compatible API server")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
@@ -163,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 overrides["host"] = args.host
             if args.port:
                 overrides["port"] = args.port
-            return serve(settings.with_overrides(**overrides))
+            return int(serve(settings.with_overrides(**overrides)))
         client = _client(settings)
         operation = {
             "describe": "DescribeTrainingJob",

@@ -30,9 +30,12 @@ def print_error(operation: str, error: ServiceError) -> None:
 def _time(value: Any) -> str:
     if value is None:
         return "-"
-    if not isinstance(value, dt.datetime):
-        value = dt.datetime.fromtimestamp(float(value), tz=dt.UTC)
-    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    moment = (
+        value
+        if isinstance(value, dt.datetime)
+        else dt.datetime.fromtimestamp(float(value), tz=dt.UTC)
+    )
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
 def print_table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> None:

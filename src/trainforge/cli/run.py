@@ -6,6 +6,7 @@ as StopTrainingJob does; a second Ctrl-C kills its containers at once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -45,7 +46,9 @@ def load_cli_input(value: str) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ValidationError(f"--cli-input-json is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
-        raise ValidationError("--cli-input-json must be a JSON object (a CreateTrainingJob request).")
+        raise ValidationError(
+            "--cli-input-json must be a JSON object (a CreateTrainingJob request)."
+        )
     return data
 
 
@@ -130,33 +133,40 @@ def run_command(context: Context, cli_input: str, name_override: str | None) -> 
         keeper.close()
     job = finished[0] if finished else context.jobs.get(name)
     assert job is not None
-    console("trainforge", f"[trainforge] Training job {name}: {job.status} ({job.secondary_status}).")
+    console(
+        "trainforge", f"[trainforge] Training job {name}: {job.status} ({job.secondary_status})."
+    )
     if job.failure_reason and job.status.value == "Failed":
         console("trainforge", f"[trainforge] FailureReason: {job.failure_reason}")
-    print_result("sagemaker", "DescribeTrainingJob", context.service.describe_training_job(
-        {"TrainingJobName": name}
-    ))
+    print_result(
+        "sagemaker",
+        "DescribeTrainingJob",
+        context.service.describe_training_job({"TrainingJobName": name}),
+    )
     return exit_status(job)
 
 
 def _hosts(request: dict[str, Any]) -> list[int]:
     resource = request.get("ResourceConfig") or {}
     groups = resource.get("InstanceGroups") or []
-    count = sum(int(g.get("InstanceCount", 0)) for g in groups) or int(resource.get("InstanceCount", 1) or 1)
+    count = sum(int(g.get("InstanceCount", 0)) for g in groups) or int(
+        resource.get("InstanceCount", 1) or 1
+    )
     return list(range(count))
 
 
-def _request_stop(context: Context, name: str, control: StoreStopControl, console: _Console) -> None:
+def _request_stop(
+    context: Context, name: str, control: StoreStopControl, console: _Console
+) -> None:
     grace = context.settings.stop_grace_seconds
     console(
         "trainforge",
         f"[trainforge] Stopping {name}: SIGTERM now, SIGKILL after {grace:g} s. "
         "Press Ctrl-C again to kill it at once.",
     )
-    try:
+    # A ServiceError here means the job is already ending.
+    with contextlib.suppress(ServiceError):
         context.service.stop_training_job({"TrainingJobName": name})
-    except ServiceError:
-        pass  # already ending
     control.request()
 
 
@@ -164,7 +174,9 @@ def _kill_now(context: Context, name: str, console: _Console) -> None:
     console("trainforge", f"[trainforge] Killing the containers of {name}.")
     try:
         engine = context.engine
-        for found in engine.find({"trainforge.job": name, "trainforge.instance": context.instance_label}):
+        for found in engine.find(
+            {"trainforge.job": name, "trainforge.instance": context.instance_label}
+        ):
             engine.signal(found.id, "SIGKILL")
     except EngineError as exc:
         console("trainforge", f"[trainforge] {exc}")

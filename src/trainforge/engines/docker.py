@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import calendar
+import contextlib
 import io
 import json
 import os
@@ -92,7 +93,9 @@ class DockerEngine:
 
     def _fail(self, action: str, exc: Exception) -> EngineError:
         if isinstance(exc, _CONNECTION_ERRORS) and not isinstance(exc, docker.errors.APIError):
-            return EngineError(f"Cannot reach the Docker engine ({self.describe()}) to {action}: {exc}")
+            return EngineError(
+                f"Cannot reach the Docker engine ({self.describe()}) to {action}: {exc}"
+            )
         return EngineError(f"Docker could not {action}: {exc}")
 
     # -- images --------------------------------------------------------------------------------
@@ -209,10 +212,8 @@ class DockerEngine:
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
         try:
             for network in self.api.networks(filters=filters):
-                try:
+                with contextlib.suppress(docker.errors.NotFound):
                     self.api.remove_network(network["Id"])
-                except docker.errors.NotFound:
-                    pass
         except _CONNECTION_ERRORS as exc:
             raise self._fail("remove a job's network", exc) from exc
 

@@ -179,9 +179,7 @@ class JobRunner:
         with self._probe_lock:
             cached = self._probe_cache.get(image_id)
         if cached is None:
-            cached = self.engine.probe_image(
-                ref, str(contract.OPT_ML), contract.TRAIN_ARGUMENT
-            )
+            cached = self.engine.probe_image(ref, str(contract.OPT_ML), contract.TRAIN_ARGUMENT)
             with self._probe_lock:
                 self._probe_cache[image_id] = cached
         return cached
@@ -325,7 +323,9 @@ class JobRunner:
                         for container in running:
                             self.engine.signal(container.container_id, "SIGTERM")
                         signalled_at = time.monotonic()
-                elif not killed and time.monotonic() - signalled_at >= self.config.stop_grace_seconds:
+                elif (
+                    not killed and time.monotonic() - signalled_at >= self.config.stop_grace_seconds
+                ):
                     for container in running:
                         self.engine.signal(container.container_id, "SIGKILL")
                     killed = True

@@ -83,9 +83,7 @@ class JobSpec:
         return f"{self.output_prefix}/{contract.MODEL_ARCHIVE}"
 
     @classmethod
-    def from_request(
-        cls, name: str, arn: str, region: str, request: dict[str, Any]
-    ) -> JobSpec:
+    def from_request(cls, name: str, arn: str, region: str, request: dict[str, Any]) -> JobSpec:
         algo = request.get("AlgorithmSpecification") or {}
         default_mode = algo.get("TrainingInputMode", "File")
         channels = []
@@ -146,7 +144,9 @@ def _hosts(resource: dict[str, Any]) -> tuple[tuple[InstanceGroup, ...], tuple[H
     """Hosts ``algo-1..N`` in request order, numbered across instance groups."""
     raw_groups = resource.get("InstanceGroups")
     if raw_groups:
-        specs = [(g["InstanceGroupName"], g["InstanceType"], int(g["InstanceCount"])) for g in raw_groups]
+        specs = [
+            (g["InstanceGroupName"], g["InstanceType"], int(g["InstanceCount"])) for g in raw_groups
+        ]
     else:
         specs = [
             (

@@ -36,7 +36,9 @@ def _deflate_block(block: bytes, dictionary: bytes | None, level: int, last: boo
         if size > _INCOMPRESSIBLE_RATIO * len(sample):
             level = 0
     if dictionary:
-        compressor = zlib.compressobj(level, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, dictionary)
+        compressor = zlib.compressobj(
+            level, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, dictionary
+        )
     else:
         compressor = zlib.compressobj(level, zlib.DEFLATED, -15, 9)
     data = compressor.compress(block)
@@ -83,8 +85,12 @@ class ParallelGzipWriter:
 
     def _submit(self, block: bytes, last: bool) -> None:
         dictionary = self._previous_tail
-        self._previous_tail = block[-_WINDOW:] if len(block) >= _WINDOW else (dictionary + block)[-_WINDOW:]
-        self._pending.append(self._pool.submit(_deflate_block, block, dictionary, self._level, last))
+        self._previous_tail = (
+            block[-_WINDOW:] if len(block) >= _WINDOW else (dictionary + block)[-_WINDOW:]
+        )
+        self._pending.append(
+            self._pool.submit(_deflate_block, block, dictionary, self._level, last)
+        )
         # Keep at most two blocks per thread in flight: bounded memory, no idle thread.
         while len(self._pending) > 2 * self._threads:
             self._out.write(self._pending.popleft().result())

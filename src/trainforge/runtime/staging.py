@@ -241,7 +241,9 @@ class Stager:
             objects = list(store.list(location))
         except StorageError as exc:
             raise JobFailure(Fault.CLIENT, f"Checkpoint download failed: {exc}") from exc
-        prefix = location.key if location.key.endswith("/") or not location.key else location.key + "/"
+        prefix = (
+            location.key if location.key.endswith("/") or not location.key else location.key + "/"
+        )
         for hw in workspace.hosts:
             downloads = []
             for info in objects:
@@ -253,7 +255,9 @@ class Stager:
                         continue
                     rel = info.key[len(prefix) :]
                     source = Location(location.scheme, location.bucket, info.key)
-                downloads.append(Download(source, safe_destination(hw.checkpoint_dir, rel), info.size))
+                downloads.append(
+                    Download(source, safe_destination(hw.checkpoint_dir, rel), info.size)
+                )
             self._download(downloads, should_stop)
 
     def _download(self, downloads: list[Download], should_stop: Callable[[], bool]) -> None:
@@ -264,4 +268,3 @@ class Stager:
             store.download(downloads, should_stop)
         except StorageError as exc:
             raise JobFailure(Fault.CLIENT, f"Data download failed: {exc}") from exc
-

@@ -5,6 +5,7 @@ the foreground) and by the server's scheduler (many jobs, each on its own thread
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -61,9 +62,7 @@ def cloudwatch_message(text: str) -> list[str]:
 class JobReporter:
     """The runtime's ``Reporter`` for one job, backed by the store."""
 
-    def __init__(
-        self, jobs: JobStore, logs: LogStore, job: str, echo: Echo | None = None
-    ) -> None:
+    def __init__(self, jobs: JobStore, logs: LogStore, job: str, echo: Echo | None = None) -> None:
         self.jobs = jobs
         self.logs = logs
         self.job = job
@@ -102,7 +101,7 @@ class JobReporter:
         if stream_id is None:
             return
         now_ms = int(time.time() * 1000)
-        events = []
+        events: list[tuple[int, str]] = []
         for line in lines:
             ts_ms = line.ts_ns // 1_000_000 if line.ts_ns else now_ms
             events.extend((ts_ms, part) for part in cloudwatch_message(line.text))
@@ -131,7 +130,10 @@ def finish(jobs: JobStore, name: str, outcome: Outcome) -> TrainingJob:
         return jobs.transition(
             name, SecondaryStatus.FAILED, MESSAGES["failed"], failure_reason=outcome.failure_reason
         )
-    if outcome.kind is OutcomeKind.COMPLETED and job.secondary_status is not SecondaryStatus.STOPPING:
+    if (
+        outcome.kind is OutcomeKind.COMPLETED
+        and job.secondary_status is not SecondaryStatus.STOPPING
+    ):
         return jobs.transition(name, SecondaryStatus.COMPLETED, MESSAGES["completed"])
     # Stopped, or stopped by the max runtime, or completed while a stop was being delivered.
     if job.secondary_status is not SecondaryStatus.STOPPING:
@@ -195,10 +197,8 @@ class LeaseKeeper:
         while not self._stop.wait(self.every):
             with self._lock:
                 names = list(self._names)
-            try:
+            with contextlib.suppress(Exception):
                 self.jobs.heartbeat(self.owner, names, self.lease_seconds)
-            except Exception:  # noqa: BLE001 - a missed beat is retried; the lease has slack
-                pass
 
     def close(self) -> None:
         self._stop.set()
@@ -225,7 +225,11 @@ class JobExecution:
         assert job is not None
         reporter = JobReporter(self.jobs, self.logs, name, echo)
         if job.stop_requested or job.is_terminal:
-            return finish(self.jobs, name, Outcome(OutcomeKind.STOPPED)) if not job.is_terminal else job
+            return (
+                finish(self.jobs, name, Outcome(OutcomeKind.STOPPED))
+                if not job.is_terminal
+                else job
+            )
         try:
             self.jobs.transition(
                 name,
@@ -237,9 +241,10 @@ class JobExecution:
             outcome = self.runner.run(spec, reporter, control)
         except TransitionNotAllowed:
             outcome = Outcome(OutcomeKind.STOPPED)
-        except Exception as exc:  # noqa: BLE001 - any crash of ours ends the job, never leaves it running
+        except Exception as exc:
             outcome = Outcome(
-                OutcomeKind.FAILED, f"InternalServerError: trainforge failed running the job: {exc!r}"
+                OutcomeKind.FAILED,
+                f"InternalServerError: trainforge failed running the job: {exc!r}",
             )
         return finish(self.jobs, name, outcome)
 
@@ -266,9 +271,10 @@ class JobExecution:
                 job.training_start_time or job.creation_time,
                 stopping=job.secondary_status is SecondaryStatus.STOPPING,
             )
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             outcome = Outcome(
-                OutcomeKind.FAILED, f"InternalServerError: trainforge failed resuming the job: {exc!r}"
+                OutcomeKind.FAILED,
+                f"InternalServerError: trainforge failed resuming the job: {exc!r}",
             )
         return finish(self.jobs, name, outcome)
 

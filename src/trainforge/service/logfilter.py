@@ -28,7 +28,7 @@ class FilterPattern:
         if text[0] in "{[":
             raise LogsInvalidParameter(
                 "Invalid filter pattern: JSON and space-delimited filter patterns are not "
-                "supported by trainforge; use terms, \"quoted phrases\", ?alternatives and "
+                'supported by trainforge; use terms, "quoted phrases", ?alternatives and '
                 "-exclusions."
             )
         try:

@@ -29,7 +29,9 @@ def _group_name(params: dict[str, Any]) -> str:
     name = params.get("logGroupName")
     identifier = params.get("logGroupIdentifier")
     if name and identifier:
-        raise LogsInvalidParameter("LogGroup name and LogGroup ARN are mutually exclusive parameters.")
+        raise LogsInvalidParameter(
+            "LogGroup name and LogGroup ARN are mutually exclusive parameters."
+        )
     if identifier:
         # An ARN ends with ":log-group:<name>" (optionally followed by ":*").
         name = identifier.split(":log-group:", 1)[-1].removesuffix(":*")
@@ -67,9 +69,7 @@ class LogsService:
         prefix = params.get("logStreamNamePrefix")
         by_last_event = params.get("orderBy") == "LastEventTime"
         if by_last_event and prefix:
-            raise LogsInvalidParameter(
-                "Cannot order by LastEventTime with a logStreamNamePrefix."
-            )
+            raise LogsInvalidParameter("Cannot order by LastEventTime with a logStreamNamePrefix.")
         self._require_group(group)
         limit = int(params.get("limit", 50))
         offset = _decode_offset(params.get("nextToken"))

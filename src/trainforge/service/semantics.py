@@ -118,7 +118,10 @@ def _channel_problem(params: dict[str, Any]) -> str | None:
             f"Some channels have assigned instance groups: [{', '.join(with_groups)}] while "
             f"others not: [{', '.join(without)}]"
         )
-    groups = {g["InstanceGroupName"] for g in (params.get("ResourceConfig") or {}).get("InstanceGroups") or []}
+    groups = {
+        g["InstanceGroupName"]
+        for g in (params.get("ResourceConfig") or {}).get("InstanceGroups") or []
+    }
     default_mode = (params.get("AlgorithmSpecification") or {}).get("TrainingInputMode", "File")
     for index, channel in enumerate(channels, start=1):
         name = channel["ChannelName"]

@@ -147,11 +147,16 @@ def plan_transition(
         "last_modified_time": now,
     }
     leaving_start = current in (S.STARTING, S.PENDING, S.RESTARTING)
-    if job.training_start_time is None and leaving_start and new not in (
-        S.STARTING,
-        S.PENDING,
-        S.STOPPING,
-        S.FAILED,
+    if (
+        job.training_start_time is None
+        and leaving_start
+        and new
+        not in (
+            S.STARTING,
+            S.PENDING,
+            S.STOPPING,
+            S.FAILED,
+        )
     ):
         changes["training_start_time"] = now
     if new in TERMINAL_SECONDARY:

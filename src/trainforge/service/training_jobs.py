@@ -143,7 +143,7 @@ class TrainingJobService:
             limit=int(params.get("MaxResults", DEFAULT_LIST_LIMIT)),
             after_key=after,
         )
-        jobs, next_key = self.jobs.list(query)
+        jobs, next_key = self.jobs.page(query)
         result: dict[str, Any] = {"TrainingJobSummaries": [mapping.summary(j) for j in jobs]}
         if next_key is not None:
             result["NextToken"] = _encode_token(next_key, sort_by, descending)
@@ -249,7 +249,9 @@ def _decode_token(token: str | None, sort_by: str, descending: bool) -> tuple[An
         data = json.loads(base64.urlsafe_b64decode(token.encode()))
         key = tuple(data["k"])
     except (ValueError, KeyError, TypeError, binascii.Error):
-        raise ValidationError("Invalid pagination token: NextToken was not returned by this API.") from None
+        raise ValidationError(
+            "Invalid pagination token: NextToken was not returned by this API."
+        ) from None
     if data.get("s") != sort_by or data.get("d") != descending:
         raise ValidationError(
             "The NextToken was issued for a different SortBy or SortOrder; repeat the request "

@@ -66,7 +66,9 @@ def parse_location(uri: str) -> Location:
         parts = urlsplit(uri)
         host = parts.hostname or ""
         path = unquote(parts.path.lstrip("/"))
-        if host == "s3.amazonaws.com" or (host.startswith("s3.") and host.endswith(".amazonaws.com")):
+        if host == "s3.amazonaws.com" or (
+            host.startswith("s3.") and host.endswith(".amazonaws.com")
+        ):
             bucket, _, key = path.partition("/")
             if bucket:
                 return Location(Scheme.S3, bucket, key)

@@ -107,27 +107,24 @@ class S3Store:
                 tasks.append((item, None, None))
         # Largest first: the long ranged GETs start early and small objects fill the gaps.
         tasks.sort(key=lambda t: -(t[0].size if t[1] is None else t[2] - t[1] + 1))  # type: ignore[operator]
-        total = 0
         with ThreadPoolExecutor(self.max_workers, thread_name_prefix="s3-get") as pool:
             futures: list[Future[int]] = [
                 pool.submit(self._fetch, item, start, end, stop) for item, start, end in tasks
             ]
-            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            _, pending = wait(futures, return_when=FIRST_EXCEPTION)
             if pending:
+                # One download failed: the rest are abandoned, not waited for.
                 cancelled.set()
                 wait(pending)
-            for future in futures:
-                exc = future.exception()
-                if exc is not None:
-                    if isinstance(exc, StorageCancelled) or cancelled.is_set() and should_stop():
-                        raise StorageCancelled() from None
-                    raise exc
-                total += future.result()
-        return total
+        errors = [e for e in (f.exception() for f in futures) if e is not None]
+        real = [e for e in errors if not isinstance(e, StorageCancelled)]
+        if real:
+            raise real[0]
+        if errors or cancelled.is_set():
+            raise StorageCancelled()
+        return sum(f.result() for f in futures)
 
-    def _fetch(
-        self, item: Download, start: int | None, end: int | None, stop: ShouldStop
-    ) -> int:
+    def _fetch(self, item: Download, start: int | None, end: int | None, stop: ShouldStop) -> int:
         if stop():
             raise StorageCancelled()
         kwargs: dict[str, Any] = {"Bucket": item.source.bucket, "Key": item.source.key}
@@ -181,7 +178,10 @@ def caller_credentials_env() -> dict[str, str]:
     if credentials is None:
         return {}
     frozen = credentials.get_frozen_credentials()
-    env = {"AWS_ACCESS_KEY_ID": frozen.access_key, "AWS_SECRET_ACCESS_KEY": frozen.secret_key}
+    env = {
+        "AWS_ACCESS_KEY_ID": str(frozen.access_key),
+        "AWS_SECRET_ACCESS_KEY": str(frozen.secret_key),
+    }
     if frozen.token:
         env["AWS_SESSION_TOKEN"] = frozen.token
     return env

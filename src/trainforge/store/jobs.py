@@ -133,7 +133,7 @@ class JobStore:
         row = self.db.read().execute("SELECT 1 FROM jobs WHERE name = ?", (name,)).fetchone()
         return row is not None
 
-    def list(self, query: ListQuery) -> tuple[list[TrainingJob], tuple[Any, ...] | None]:
+    def page(self, query: ListQuery) -> tuple[list[TrainingJob], tuple[Any, ...] | None]:
         """One page of jobs and the sort key of its last row (None when nothing follows).
 
         The status filter is applied after the page is cut, as SageMaker documents for
@@ -212,7 +212,9 @@ class JobStore:
         the state machine forbids and ``UnknownJob`` for a missing job.
         """
         with self.db.write() as conn:
-            row = conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE name = ?", (name,)).fetchone()
+            row = conn.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE name = ?", (name,)
+            ).fetchone()
             if row is None:
                 raise UnknownJob(name)
             job = _job_from_row(row, _transitions(conn, name))
@@ -266,19 +268,25 @@ class JobStore:
             )
 
     def stop_requested(self, name: str) -> bool:
-        row = self.db.read().execute(
-            "SELECT stop_requested FROM jobs WHERE name = ?", (name,)
-        ).fetchone()
+        row = (
+            self.db.read()
+            .execute("SELECT stop_requested FROM jobs WHERE name = ?", (name,))
+            .fetchone()
+        )
         return bool(row and row[0])
 
     # -- scheduling ----------------------------------------------------------------------------
 
     def schedule(self, name: str) -> Schedule | None:
-        row = self.db.read().execute(
-            "SELECT name, queue_state, lease_owner, lease_expires, attempts, resources"
-            " FROM jobs WHERE name = ?",
-            (name,),
-        ).fetchone()
+        row = (
+            self.db.read()
+            .execute(
+                "SELECT name, queue_state, lease_owner, lease_expires, attempts, resources"
+                " FROM jobs WHERE name = ?",
+                (name,),
+            )
+            .fetchone()
+        )
         return _schedule_from_row(row) if row else None
 
     def queued(self, limit: int = 100) -> list[Schedule]:

@@ -52,8 +52,7 @@ class LogStore:
     def create_stream(self, log_group: str, name: str, creation_ms: int) -> int:
         with self.db.write() as conn:
             conn.execute(
-                "INSERT OR IGNORE INTO log_streams (log_group, name, creation_time)"
-                " VALUES (?,?,?)",
+                "INSERT OR IGNORE INTO log_streams (log_group, name, creation_time) VALUES (?,?,?)",
                 (log_group, name, creation_ms),
             )
             row = conn.execute(
@@ -95,16 +94,22 @@ class LogStore:
                 )
 
     def stream(self, log_group: str, name: str) -> StreamRow | None:
-        row = self.db.read().execute(
-            f"SELECT {_STREAM_COLUMNS} FROM log_streams WHERE log_group = ? AND name = ?",
-            (log_group, name),
-        ).fetchone()
+        row = (
+            self.db.read()
+            .execute(
+                f"SELECT {_STREAM_COLUMNS} FROM log_streams WHERE log_group = ? AND name = ?",
+                (log_group, name),
+            )
+            .fetchone()
+        )
         return _stream(row) if row else None
 
     def group_exists(self, log_group: str) -> bool:
-        row = self.db.read().execute(
-            "SELECT 1 FROM log_streams WHERE log_group = ? LIMIT 1", (log_group,)
-        ).fetchone()
+        row = (
+            self.db.read()
+            .execute("SELECT 1 FROM log_streams WHERE log_group = ? LIMIT 1", (log_group,))
+            .fetchone()
+        )
         return row is not None
 
     def streams(
