@@ -24,6 +24,9 @@ def env_for(home: Path, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env["TRAINFORGE_HOME"] = str(home)
     env.setdefault("TRAINFORGE_STOP_GRACE_SECONDS", "3")
+    # A machine big enough that multi-host test jobs are not capped (capacity tests set less).
+    env.setdefault("TRAINFORGE_CAPACITY_CPUS", "16")
+    env.setdefault("TRAINFORGE_CAPACITY_MEMORY_MIB", "65536")
     env.update(extra)
     return env
 

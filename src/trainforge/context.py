@@ -13,9 +13,11 @@ from typing import Any
 
 from trainforge.aws.skeleton import Dispatcher, Handler
 from trainforge.engines.base import Engine
+from trainforge.errors import EngineError
 from trainforge.runtime.execute import JobRunner, RuntimeConfig
 from trainforge.runtime.jobspec import JobSpec
 from trainforge.runtime.staging import Stager
+from trainforge.scheduler.capacity import Capacity, machine_capacity, refuse_if_never_fits
 from trainforge.service.logs import LogsService
 from trainforge.service.training_jobs import TrainingJobService
 from trainforge.settings import Settings
@@ -85,12 +87,33 @@ class Context:
         return Stager(self.storage).missing_input(spec)
 
     @functools.cached_property
+    def capacity(self) -> Capacity:
+        settings = self.settings
+        gpus = settings.capacity_gpus
+        if gpus is None:
+            try:
+                gpus = self.engine.gpu_count()
+            except EngineError:
+                gpus = 0
+        return machine_capacity(settings.capacity_cpus, settings.capacity_memory_mib, gpus)
+
+    def admission(self, request: dict[str, Any]) -> None:
+        """Strict admission: refuse at create a job this machine can never hold."""
+        in_use = [
+            instance_type
+            for resources in self.jobs.claimed_resources()
+            for instance_type in resources.get("instance_types", [])
+        ]
+        refuse_if_never_fits(request, self.capacity, in_use)
+
+    @functools.cached_property
     def service(self) -> TrainingJobService:
         return TrainingJobService(
             self.jobs,
             self.settings.region,
             self.settings.account_id,
             input_checker=self.check_inputs,
+            admission=self.admission if self.settings.strict_admission else None,
         )
 
     @functools.cached_property
@@ -99,6 +122,9 @@ class Context:
 
     @functools.cached_property
     def dispatcher(self) -> Dispatcher:
+        return Dispatcher(self.handlers())
+
+    def handlers(self) -> dict[tuple[str, str], Handler]:
         svc = self.service
         handlers: dict[tuple[str, str], Handler] = {
             ("sagemaker", "CreateTrainingJob"): svc.create_training_job,
@@ -113,4 +139,4 @@ class Context:
             ("logs", "GetLogEvents"): self.logs_service.get_log_events,
             ("logs", "FilterLogEvents"): self.logs_service.filter_log_events,
         }
-        return Dispatcher(handlers)
+        return handlers

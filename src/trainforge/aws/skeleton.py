@@ -1,21 +1,31 @@
-"""The dispatch table: operation name → handler, with input validation in front of every call.
+"""The dispatch table and the one place that turns results and errors into responses.
 
 Handlers take the request's params (a dict shaped like the operation's input) and return a dict
-shaped like its output, or raise a ``ServiceError``. The HTTP gateway and the local CLI both call
-``Dispatcher.call``, so a request is validated the same way whichever door it came in by.
+shaped like its output, or raise a ``ServiceError``. ``Dispatcher.call`` validates the input in
+front of every handler, so the HTTP gateway and the local CLI check a request the same way;
+``Dispatcher.respond`` adds the wire: status, ``x-amzn-RequestId``, ``x-amzn-ErrorType`` and the
+JSON body serialized by the output shape. An error that is not a ``ServiceError`` becomes
+``InternalFailure`` (HTTP 500) and is logged with its request id, never sent as a trace.
 """
 
 from __future__ import annotations
 
+import logging
+import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from trainforge.aws import spec
+from trainforge.aws.parser import Call
+from trainforge.aws.serializer import dumps, error_body, to_wire
 from trainforge.aws.validate import Validator
-from trainforge.errors import UnknownOperation
+from trainforge.errors import InternalFailure, ServiceError, UnknownOperation
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
+log = logging.getLogger("trainforge.api")
 
+CONTENT_TYPE = "application/x-amz-json-1.1"
 # trainforge also reads channels from and writes artifacts to local paths (file:///x or /x)
 # where SageMaker takes an S3 URI; see docs/wire-quirks.md.
 LOCAL_PATH_PATTERN = r"file:///.*|/.*"
@@ -24,6 +34,25 @@ ALSO_ACCEPT = {"S3Uri": LOCAL_PATH_PATTERN}
 ALSO_REQUIRED = {
     "CreateTrainingJobRequest": frozenset({"AlgorithmSpecification", "ResourceConfig"}),
 }
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+def error_response(error: ServiceError, request_id: str) -> Response:
+    return Response(
+        error.status,
+        [
+            ("content-type", CONTENT_TYPE),
+            ("x-amzn-requestid", request_id),
+            ("x-amzn-errortype", error.code),
+        ],
+        dumps(error_body(error)),
+    )
 
 
 class Dispatcher:
@@ -47,3 +76,19 @@ class Dispatcher:
             raise UnknownOperation(f"Operation {operation_name} is not supported by trainforge.")
         self.validate(service_name, operation_name, params)
         return handler(params)
+
+    def respond(self, call: Call, request_id: str | None = None) -> Response:
+        request_id = request_id or str(uuid.uuid4())
+        try:
+            result = self.call(call.service, call.operation, call.params)
+            shape = spec.operation(call.service, call.operation).output_shape
+            body = dumps(to_wire(shape, result))
+        except ServiceError as exc:
+            return error_response(exc, request_id)
+        except Exception:
+            log.exception("request %s (%s.%s) failed", request_id, call.service, call.operation)
+            failure = InternalFailure(f"An internal error occurred. Request id: {request_id}")
+            return error_response(failure, request_id)
+        return Response(
+            200, [("content-type", CONTENT_TYPE), ("x-amzn-requestid", request_id)], body
+        )

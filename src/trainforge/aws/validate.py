@@ -100,9 +100,8 @@ def _type_matches(shape: Shape, value: Any) -> bool:
     if kind == "boolean":
         return isinstance(value, bool)
     if kind == "timestamp":
-        return (isinstance(value, int | float) and not isinstance(value, bool)) or isinstance(
-            value, str
-        )
+        # The wire parser has already turned ISO 8601 strings into epoch seconds.
+        return isinstance(value, int | float) and not isinstance(value, bool)
     if kind == "list":
         return isinstance(value, list)
     if kind in ("map", "structure"):

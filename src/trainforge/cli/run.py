@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
-import socket
 import sys
 import threading
-import uuid
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -21,9 +18,11 @@ from typing import Any
 from trainforge.cli.output import print_error, print_result
 from trainforge.context import Context
 from trainforge.errors import EngineError, ServiceError, ValidationError
+from trainforge.scheduler.capacity import allocate, assign_gpus
+from trainforge.scheduler.leases import owner_id
 from trainforge.scheduler.worker import JobExecution, LeaseKeeper, StoreStopControl
 from trainforge.service.records import TrainingJob
-from trainforge.service.training_jobs import Claim
+from trainforge.service.training_jobs import Claim, check_semantics
 
 EXIT_COMPLETED = 0
 EXIT_FAILED = 1
@@ -85,9 +84,13 @@ def run_command(context: Context, cli_input: str, name_override: str | None) -> 
         if name_override:
             request["TrainingJobName"] = name_override
         context.dispatcher.validate("sagemaker", "CreateTrainingJob", request)
-        owner = f"run:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        owner = owner_id("run")
         settings = context.settings
-        context.service.create_training_job(request, claim=Claim(owner, settings.lease_seconds))
+        check_semantics(request)
+        allocation = allocate(request, context.capacity)
+        resources = allocation.resources(assign_gpus(allocation, [], context.capacity))
+        claim = Claim(owner, settings.lease_seconds, resources)
+        context.service.create_training_job(request, claim=claim)
     except ServiceError as exc:
         print_error("CreateTrainingJob", exc)
         return EXIT_REJECTED
@@ -103,7 +106,11 @@ def run_command(context: Context, cli_input: str, name_override: str | None) -> 
 
     def work() -> None:
         try:
-            finished.append(execution.run(name, control, echo=console))
+            finished.append(
+                execution.run(
+                    name, control, echo=console, resources=resources, warnings=allocation.warnings
+                )
+            )
         finally:
             done.set()
 

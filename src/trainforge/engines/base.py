@@ -64,6 +64,7 @@ class ContainerSpec:
     memory_bytes: int | None = None
     shm_bytes: int | None = None
     gpus: int = 0
+    gpu_ids: tuple[str, ...] = ()
     extra_hosts: Mapping[str, str] = field(default_factory=dict)
 
 

@@ -69,6 +69,7 @@ class DockerEngine:
     def __init__(self, client: Any = None) -> None:
         self._client = client
         self._gpus: int | None = None
+        self._cpus: float | None = None
         self._lock = threading.Lock()
 
     @property
@@ -230,8 +231,13 @@ class DockerEngine:
             "extra_hosts": dict(spec.extra_hosts) or None,
         }
         if spec.cpus:
-            host_config["nano_cpus"] = int(spec.cpus * 1e9)
-        if spec.gpus:
+            # Docker refuses a CPU limit above the engine's CPU count.
+            host_config["nano_cpus"] = int(min(spec.cpus, self._engine_cpus()) * 1e9)
+        if spec.gpu_ids:
+            host_config["device_requests"] = [
+                docker.types.DeviceRequest(device_ids=list(spec.gpu_ids), capabilities=[["gpu"]])
+            ]
+        elif spec.gpus:
             host_config["device_requests"] = [
                 docker.types.DeviceRequest(count=spec.gpus, capabilities=[["gpu"]])
             ]
@@ -362,6 +368,11 @@ class DockerEngine:
         except _CONNECTION_ERRORS as exc:
             raise self._fail("list containers", exc) from exc
         return [FoundContainer(c["Id"], c.get("Labels") or {}) for c in found]
+
+    def _engine_cpus(self) -> float:
+        if self._cpus is None:
+            self._cpus = float(self.api.info().get("NCPU") or os.cpu_count() or 1)
+        return self._cpus
 
     def gpu_count(self) -> int:
         """NVIDIA GPUs this engine can hand to containers (0 without the NVIDIA runtime)."""

@@ -249,6 +249,7 @@ class JobRunner:
             memory_bytes=resources.get("memory_bytes"),
             shm_bytes=resources.get("shm_bytes"),
             gpus=int(resources.get("gpus") or 0),
+            gpu_ids=tuple((resources.get("gpu_ids") or {}).get(host, ())),
         )
         reporter.stream_opened(host, stream)
         container_id = self.engine.launch(container_spec)

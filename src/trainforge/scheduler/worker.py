@@ -6,6 +6,7 @@ the foreground) and by the server's scheduler (many jobs, each on its own thread
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -220,10 +221,13 @@ class JobExecution:
         control: StoreStopControl,
         echo: Echo | None = None,
         resources: dict[str, object] | None = None,
+        warnings: Sequence[str] = (),
     ) -> TrainingJob:
         job = self.jobs.get(name)
         assert job is not None
         reporter = JobReporter(self.jobs, self.logs, name, echo)
+        for warning in warnings:
+            reporter.warning(warning)
         if job.stop_requested or job.is_terminal:
             return (
                 finish(self.jobs, name, Outcome(OutcomeKind.STOPPED))
@@ -281,5 +285,5 @@ class JobExecution:
     def spec(self, job: TrainingJob, resources: dict[str, object] | None) -> JobSpec:
         spec = JobSpec.from_request(job.name, job.arn, self.region, job.request)
         if resources:
-            spec = JobSpec(**{**spec.__dict__, "resources": dict(resources)})
+            spec = dataclasses.replace(spec, resources=dict(resources))
         return spec

@@ -110,7 +110,8 @@ def _channel_problem(params: dict[str, Any]) -> str | None:
     names = [c["ChannelName"] for c in channels]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        return f"Channel names must be unique within InputDataConfig; repeated: {', '.join(duplicates)}."
+        repeated = ", ".join(duplicates)
+        return f"Channel names must be unique within InputDataConfig; repeated: {repeated}."
     with_groups = [c["ChannelName"] for c in channels if _s3(c).get("InstanceGroupNames")]
     if with_groups and len(with_groups) != len(channels):
         without = [n for n in names if n not in with_groups]

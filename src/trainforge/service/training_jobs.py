@@ -51,6 +51,7 @@ class Claim:
 
     owner: str
     lease_seconds: float
+    resources: dict[str, Any] | None = None
 
 
 class TrainingJobService:
@@ -104,7 +105,7 @@ class TrainingJobService:
             lease_owner=claim.owner if claim else None,
             lease_expires=now + claim.lease_seconds if claim else None,
             attempts=1 if claim else 0,
-            resources=None,
+            resources=claim.resources if claim else None,
         )
         try:
             self.jobs.insert(job, schedule)

@@ -310,13 +310,14 @@ class JobStore:
             )
             return cur.rowcount == 1
 
-    def take_over(self, name: str, owner: str, lease_seconds: float, expired_before: float) -> bool:
-        """Take a claimed job whose lease ran out (its worker died); False if it is alive."""
+    def take_over(self, name: str, owner: str, lease_seconds: float, previous: str | None) -> bool:
+        """Take a claimed job from ``previous`` (a worker that died); False if it changed hands
+        or finished meanwhile."""
         with self.db.write() as conn:
             cur = conn.execute(
                 "UPDATE jobs SET lease_owner = ?, lease_expires = ?, attempts = attempts + 1"
-                " WHERE name = ? AND queue_state = 'claimed' AND lease_expires < ?",
-                (owner, time.time() + lease_seconds, name, expired_before),
+                " WHERE name = ? AND queue_state = 'claimed' AND lease_owner IS ?",
+                (owner, time.time() + lease_seconds, name, previous),
             )
             return cur.rowcount == 1
 
@@ -339,11 +340,10 @@ class JobStore:
                 (name, owner),
             )
 
-    def expired_claims(self, now: float) -> list[Schedule]:
+    def claimed(self) -> list[Schedule]:
         rows = self.db.read().execute(
             "SELECT name, queue_state, lease_owner, lease_expires, attempts, resources FROM jobs"
-            " WHERE queue_state = 'claimed' AND lease_expires < ? ORDER BY creation_time",
-            (now,),
+            " WHERE queue_state = 'claimed' ORDER BY creation_time"
         )
         return [_schedule_from_row(r) for r in rows]
 
