@@ -376,7 +376,8 @@ class JobStore:
     def add_tags(self, arn: str, tags: Sequence[tuple[str, str]]) -> None:
         with self.db.write() as conn:
             conn.executemany(
-                "INSERT OR REPLACE INTO tags (arn, key, value) VALUES (?,?,?)",
+                "INSERT INTO tags (arn, key, value) VALUES (?,?,?)"
+                " ON CONFLICT (arn, key) DO UPDATE SET value = excluded.value",
                 [(arn, k, v) for k, v in tags],
             )
 
