@@ -69,9 +69,18 @@ class RunningServer:
             config=Config(retries={"max_attempts": 1}, **config),
         )
 
-    def raw(self, target: str | None, body: bytes | str, method: str = "POST", path: str = "/", headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], dict[str, Any]]:
+    def raw(
+        self,
+        target: str | None,
+        body: bytes | str,
+        method: str = "POST",
+        path: str = "/",
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, str], dict[str, Any]]:
         data = body.encode() if isinstance(body, str) else body
-        request = urllib.request.Request(self.url + path, data=data if method != "GET" else None, method=method)
+        request = urllib.request.Request(
+            self.url + path, data=data if method != "GET" else None, method=method
+        )
         request.add_header("Content-Type", "application/x-amz-json-1.1")
         if target is not None:
             request.add_header("X-Amz-Target", target)
@@ -92,7 +101,12 @@ def start_server(home: Path, **env: str) -> RunningServer:
     return RunningServer(home, free_port(), env_for(home, **settings)).start()
 
 
-def wait_for_job(client: Any, name: str, statuses: tuple[str, ...] = ("Completed", "Failed", "Stopped"), timeout: float = 90) -> dict[str, Any]:
+def wait_for_job(
+    client: Any,
+    name: str,
+    statuses: tuple[str, ...] = ("Completed", "Failed", "Stopped"),
+    timeout: float = 90,
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         describe = client.describe_training_job(TrainingJobName=name)

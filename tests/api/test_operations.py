@@ -59,7 +59,9 @@ def test_create_returns_at_once_and_the_job_runs_in_the_background(
     assert described["TrainingJobStatus"] == "Completed"
 
 
-def test_describe_echoes_defaults_like_sagemaker(sm: Any, images: dict[str, str], tmp_path: Path) -> None:
+def test_describe_echoes_defaults_like_sagemaker(
+    sm: Any, images: dict[str, str], tmp_path: Path
+) -> None:
     name = _create(
         sm,
         images["argv"],
@@ -71,13 +73,23 @@ def test_describe_echoes_defaults_like_sagemaker(sm: Any, images: dict[str, str]
     d = wait_for_job(sm, name)
     arn = f"arn:aws:sagemaker:us-east-1:000000000000:training-job/{name}"
     assert d["TrainingJobArn"] == arn
-    assert d["ModelArtifacts"] == {"S3ModelArtifacts": f"file://{tmp_path}/{name}/output/model.tar.gz"}
-    assert d["OutputDataConfig"] == {"S3OutputPath": f"file://{tmp_path}", "KmsKeyId": "", "CompressionType": "GZIP"}
+    assert d["ModelArtifacts"] == {
+        "S3ModelArtifacts": f"file://{tmp_path}/{name}/output/model.tar.gz"
+    }
+    assert d["OutputDataConfig"] == {
+        "S3OutputPath": f"file://{tmp_path}",
+        "KmsKeyId": "",
+        "CompressionType": "GZIP",
+    }
     assert d["AlgorithmSpecification"]["EnableSageMakerMetricsTimeSeries"] is False
     assert d["HyperParameters"] == {"a": "1"}
     assert d["Environment"] == {"E": "v"}
     assert d["StoppingCondition"] == {"MaxRuntimeInSeconds": 300}
-    for flag in ("EnableNetworkIsolation", "EnableInterContainerTrafficEncryption", "EnableManagedSpotTraining"):
+    for flag in (
+        "EnableNetworkIsolation",
+        "EnableInterContainerTrafficEncryption",
+        "EnableManagedSpotTraining",
+    ):
         assert d[flag] is False
     assert d["TrainingTimeInSeconds"] >= 1
     assert d["BillableTimeInSeconds"] == d["TrainingTimeInSeconds"]
@@ -85,7 +97,9 @@ def test_describe_echoes_defaults_like_sagemaker(sm: Any, images: dict[str, str]
     assert sm.list_tags(ResourceArn=arn)["Tags"] == [{"Key": "team", "Value": "ml"}]
 
 
-def test_list_filters_sort_orders_and_pagination(sm: Any, images: dict[str, str], tmp_path: Path) -> None:
+def test_list_filters_sort_orders_and_pagination(
+    sm: Any, images: dict[str, str], tmp_path: Path
+) -> None:
     tag = unique_name("lst")
     names = []
     for i in range(5):
@@ -98,34 +112,57 @@ def test_list_filters_sort_orders_and_pagination(sm: Any, images: dict[str, str]
     newest_first = sm.list_training_jobs(NameContains=tag)["TrainingJobSummaries"]
     assert [s["TrainingJobName"] for s in newest_first] == list(reversed(names))
     summary = newest_first[0]
-    assert set(summary) == {"TrainingJobName", "TrainingJobArn", "CreationTime", "TrainingEndTime", "LastModifiedTime", "TrainingJobStatus"}
-    ascending = sm.list_training_jobs(NameContains=tag.upper(), SortOrder="Ascending")["TrainingJobSummaries"]
+    assert set(summary) == {
+        "TrainingJobName",
+        "TrainingJobArn",
+        "CreationTime",
+        "TrainingEndTime",
+        "LastModifiedTime",
+        "TrainingJobStatus",
+    }
+    ascending = sm.list_training_jobs(NameContains=tag.upper(), SortOrder="Ascending")[
+        "TrainingJobSummaries"
+    ]
     assert [s["TrainingJobName"] for s in ascending] == names
-    by_name = sm.list_training_jobs(NameContains=tag, SortBy="Name", SortOrder="Descending")["TrainingJobSummaries"]
+    by_name = sm.list_training_jobs(NameContains=tag, SortBy="Name", SortOrder="Descending")[
+        "TrainingJobSummaries"
+    ]
     assert [s["TrainingJobName"] for s in by_name] == sorted(names, reverse=True)
     paginator = sm.get_paginator("list_training_jobs")
     pages = list(paginator.paginate(NameContains=tag, PaginationConfig={"PageSize": 2}))
     assert [len(p["TrainingJobSummaries"]) for p in pages] == [2, 2, 1]
-    assert [s["TrainingJobName"] for p in pages for s in p["TrainingJobSummaries"]] == list(reversed(names))
+    assert [s["TrainingJobName"] for p in pages for s in p["TrainingJobSummaries"]] == list(
+        reversed(names)
+    )
     after = newest_first[2]["CreationTime"]
-    recent = sm.list_training_jobs(NameContains=tag, CreationTimeAfter=after)["TrainingJobSummaries"]
+    recent = sm.list_training_jobs(NameContains=tag, CreationTimeAfter=after)[
+        "TrainingJobSummaries"
+    ]
     assert [s["TrainingJobName"] for s in recent] == [names[4], names[3]]
 
 
-def test_status_equals_cuts_the_page_before_filtering(sm: Any, images: dict[str, str], tmp_path: Path) -> None:
+def test_status_equals_cuts_the_page_before_filtering(
+    sm: Any, images: dict[str, str], tmp_path: Path
+) -> None:
     tag = unique_name("flt")
     ok = job_request(images["argv"], f"file://{tmp_path}", name=f"{tag}-ok")
     sm.create_training_job(**ok)
     wait_for_job(sm, ok["TrainingJobName"])
-    bad = job_request(images["busybox"], f"file://{tmp_path}", name=f"{tag}-bad", entrypoint=["/bin/false"])
+    bad = job_request(
+        images["busybox"], f"file://{tmp_path}", name=f"{tag}-bad", entrypoint=["/bin/false"]
+    )
     sm.create_training_job(**bad)
     wait_for_job(sm, bad["TrainingJobName"])
     # SageMaker documents that MaxResults jobs are taken first and then filtered by status.
     page = sm.list_training_jobs(NameContains=tag, StatusEquals="Completed", MaxResults=1)
     assert page["TrainingJobSummaries"] == []
     assert "NextToken" in page
-    following = sm.list_training_jobs(NameContains=tag, StatusEquals="Completed", MaxResults=1, NextToken=page["NextToken"])
-    assert [s["TrainingJobName"] for s in following["TrainingJobSummaries"]] == [ok["TrainingJobName"]]
+    following = sm.list_training_jobs(
+        NameContains=tag, StatusEquals="Completed", MaxResults=1, NextToken=page["NextToken"]
+    )
+    assert [s["TrainingJobName"] for s in following["TrainingJobSummaries"]] == [
+        ok["TrainingJobName"]
+    ]
 
 
 def test_waiter_and_stop(sm: Any, images: dict[str, str], tmp_path: Path) -> None:
@@ -134,7 +171,10 @@ def test_waiter_and_stop(sm: Any, images: dict[str, str], tmp_path: Path) -> Non
         sm.stop_training_job(TrainingJobName="no-such-job")
     assert _error(info) == ("ValidationException", "Requested resource not found.")
     sm.stop_training_job(TrainingJobName=name)
-    assert sm.describe_training_job(TrainingJobName=name)["TrainingJobStatus"] in ("Stopping", "Stopped")
+    assert sm.describe_training_job(TrainingJobName=name)["TrainingJobStatus"] in (
+        "Stopping",
+        "Stopped",
+    )
     waiter = sm.get_waiter("training_job_completed_or_stopped")
     waiter.wait(TrainingJobName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
     d = sm.describe_training_job(TrainingJobName=name)
@@ -148,7 +188,9 @@ def test_waiter_and_stop(sm: Any, images: dict[str, str], tmp_path: Path) -> Non
     )
 
 
-def test_waiter_fails_on_failed_and_unknown_jobs(sm: Any, images: dict[str, str], tmp_path: Path) -> None:
+def test_waiter_fails_on_failed_and_unknown_jobs(
+    sm: Any, images: dict[str, str], tmp_path: Path
+) -> None:
     name = _create(sm, images["busybox"], tmp_path, entrypoint=["/bin/false"])
     waiter = sm.get_waiter("training_job_completed_or_stopped")
     with pytest.raises(WaiterError) as failed:
@@ -158,7 +200,9 @@ def test_waiter_fails_on_failed_and_unknown_jobs(sm: Any, images: dict[str, str]
         waiter.wait(TrainingJobName="never-created", WaiterConfig={"Delay": 1, "MaxAttempts": 3})
 
 
-def test_delete_only_finished_jobs_and_the_name_is_free_again(sm: Any, images: dict[str, str], tmp_path: Path) -> None:
+def test_delete_only_finished_jobs_and_the_name_is_free_again(
+    sm: Any, images: dict[str, str], tmp_path: Path
+) -> None:
     name = _create(sm, images["busybox"], tmp_path, entrypoint=["/bin/sleep", "30"])
     with pytest.raises(ClientError) as info:
         sm.delete_training_job(TrainingJobName=name)
@@ -178,7 +222,10 @@ def test_tags(sm: Any, images: dict[str, str], tmp_path: Path) -> None:
     arn = sm.describe_training_job(TrainingJobName=name)["TrainingJobArn"]
     sm.add_tags(ResourceArn=arn, Tags=[{"Key": "a", "Value": "1"}, {"Key": "b", "Value": "2"}])
     sm.add_tags(ResourceArn=arn, Tags=[{"Key": "a", "Value": "3"}])
-    assert sm.list_tags(ResourceArn=arn)["Tags"] == [{"Key": "a", "Value": "3"}, {"Key": "b", "Value": "2"}]
+    assert sm.list_tags(ResourceArn=arn)["Tags"] == [
+        {"Key": "a", "Value": "3"},
+        {"Key": "b", "Value": "2"},
+    ]
     page = sm.list_tags(ResourceArn=arn, MaxResults=50)
     assert len(page["Tags"]) == 2 and "NextToken" not in page
     sm.delete_tags(ResourceArn=arn, TagKeys=["a"])
@@ -188,24 +235,36 @@ def test_tags(sm: Any, images: dict[str, str], tmp_path: Path) -> None:
     wait_for_job(sm, name)
 
 
-def test_log_streams_events_and_tokens(sm: Any, logs: Any, images: dict[str, str], tmp_path: Path) -> None:
+def test_log_streams_events_and_tokens(
+    sm: Any, logs: Any, images: dict[str, str], tmp_path: Path
+) -> None:
     name = _create(
         sm,
         images["busybox"],
         tmp_path,
-        entrypoint=["/bin/sh", "-c", "for i in 1 2 3 4 5; do echo line-$i; done; echo ERROR bad thing"],
+        entrypoint=[
+            "/bin/sh",
+            "-c",
+            "for i in 1 2 3 4 5; do echo line-$i; done; echo ERROR bad thing",
+        ],
     )
     wait_for_job(sm, name)
-    streams = logs.describe_log_streams(logGroupName=GROUP, logStreamNamePrefix=f"{name}/", orderBy="LogStreamName")["logStreams"]
+    streams = logs.describe_log_streams(
+        logGroupName=GROUP, logStreamNamePrefix=f"{name}/", orderBy="LogStreamName"
+    )["logStreams"]
     assert len(streams) == 1
     stream = streams[0]["logStreamName"]
     assert stream.startswith(f"{name}/algo-1-")
-    page = logs.get_log_events(logGroupName=GROUP, logStreamName=stream, startFromHead=True, limit=2)
+    page = logs.get_log_events(
+        logGroupName=GROUP, logStreamName=stream, startFromHead=True, limit=2
+    )
     assert [e["message"] for e in page["events"]] == ["line-1", "line-2"]
     messages = [e["message"] for e in page["events"]]
     token = page["nextForwardToken"]
     while True:
-        page = logs.get_log_events(logGroupName=GROUP, logStreamName=stream, startFromHead=True, nextToken=token, limit=2)
+        page = logs.get_log_events(
+            logGroupName=GROUP, logStreamName=stream, startFromHead=True, nextToken=token, limit=2
+        )
         messages += [e["message"] for e in page["events"]]
         if page["nextForwardToken"] == token:
             assert page["events"] == []
@@ -214,14 +273,24 @@ def test_log_streams_events_and_tokens(sm: Any, logs: Any, images: dict[str, str
     assert messages == ["line-1", "line-2", "line-3", "line-4", "line-5", "ERROR bad thing"]
     tail = logs.get_log_events(logGroupName=GROUP, logStreamName=stream, limit=2)
     assert [e["message"] for e in tail["events"]] == ["line-5", "ERROR bad thing"]
-    before = logs.get_log_events(logGroupName=GROUP, logStreamName=stream, nextToken=tail["nextBackwardToken"], limit=2)
+    before = logs.get_log_events(
+        logGroupName=GROUP, logStreamName=stream, nextToken=tail["nextBackwardToken"], limit=2
+    )
     assert [e["message"] for e in before["events"]] == ["line-3", "line-4"]
-    filtered = logs.filter_log_events(logGroupName=GROUP, logStreamNamePrefix=f"{name}/", filterPattern="ERROR")
-    assert [(e["logStreamName"], e["message"]) for e in filtered["events"]] == [(stream, "ERROR bad thing")]
-    either = logs.filter_log_events(logGroupName=GROUP, logStreamNames=[stream], filterPattern='?line-2 ?"bad thing"')
+    filtered = logs.filter_log_events(
+        logGroupName=GROUP, logStreamNamePrefix=f"{name}/", filterPattern="ERROR"
+    )
+    assert [(e["logStreamName"], e["message"]) for e in filtered["events"]] == [
+        (stream, "ERROR bad thing")
+    ]
+    either = logs.filter_log_events(
+        logGroupName=GROUP, logStreamNames=[stream], filterPattern='?line-2 ?"bad thing"'
+    )
     assert [e["message"] for e in either["events"]] == ["line-2", "ERROR bad thing"]
     with pytest.raises(ClientError) as info:
-        logs.describe_log_streams(logGroupName=GROUP, logStreamNamePrefix=f"{name}/", orderBy="LastEventTime")
+        logs.describe_log_streams(
+            logGroupName=GROUP, logStreamNamePrefix=f"{name}/", orderBy="LastEventTime"
+        )
     assert _error(info)[0] == "InvalidParameterException"
     with pytest.raises(ClientError) as info:
         logs.get_log_events(logGroupName=GROUP, logStreamName=f"{name}/algo-9-1")

@@ -33,7 +33,9 @@ def test_success_has_request_id_and_json_content_type(server: RunningServer) -> 
 
 
 def test_error_shape_and_headers(server: RunningServer) -> None:
-    status, headers, body = server.raw("SageMaker.DescribeTrainingJob", json.dumps({"TrainingJobName": "nope"}))
+    status, headers, body = server.raw(
+        "SageMaker.DescribeTrainingJob", json.dumps({"TrainingJobName": "nope"})
+    )
     assert status == 400
     assert headers["x-amzn-errortype"] == "ValidationException"
     assert headers["x-amzn-requestid"]
@@ -51,7 +53,9 @@ def test_error_shape_and_headers(server: RunningServer) -> None:
         ("SageMaker.ListTrainingJobs", "[1, 2]", "SerializationException"),
     ],
 )
-def test_bad_requests_get_aws_errors(server: RunningServer, target: str | None, body: str, code: str) -> None:
+def test_bad_requests_get_aws_errors(
+    server: RunningServer, target: str | None, body: str, code: str
+) -> None:
     status, headers, payload = server.raw(target, body)
     assert status == 400
     assert payload["__type"] == code
@@ -73,7 +77,10 @@ def test_logs_errors_use_the_logs_model(server: RunningServer) -> None:
         json.dumps({"logGroupName": "/aws/sagemaker/TrainingJobs", "logStreamName": "x/algo-1-1"}),
     )
     assert status == 400
-    assert payload == {"__type": "ResourceNotFoundException", "message": "The specified log group does not exist."}
+    assert payload == {
+        "__type": "ResourceNotFoundException",
+        "message": "The specified log group does not exist.",
+    }
     assert headers["x-amzn-errortype"] == "ResourceNotFoundException"
 
 
@@ -85,9 +92,13 @@ def test_timestamps_are_epoch_seconds_on_the_wire(server: RunningServer, tmp_pat
     del request["VpcConfig"]
     status, _, body = server.raw("SageMaker.CreateTrainingJob", json.dumps(request))
     assert status == 200, body
-    assert body == {"TrainingJobArn": "arn:aws:sagemaker:us-east-1:000000000000:training-job/wire-timestamps"}
+    assert body == {
+        "TrainingJobArn": "arn:aws:sagemaker:us-east-1:000000000000:training-job/wire-timestamps"
+    }
     server.raw("SageMaker.StopTrainingJob", json.dumps({"TrainingJobName": "wire-timestamps"}))
-    status, _, describe = server.raw("SageMaker.DescribeTrainingJob", json.dumps({"TrainingJobName": "wire-timestamps"}))
+    status, _, describe = server.raw(
+        "SageMaker.DescribeTrainingJob", json.dumps({"TrainingJobName": "wire-timestamps"})
+    )
     assert isinstance(describe["CreationTime"], int | float)
     assert isinstance(describe["SecondaryStatusTransitions"][0]["StartTime"], int | float)
     assert None not in describe.values()
@@ -103,11 +114,17 @@ CREATE = spec.operation("sagemaker", "CreateTrainingJob").input_shape
 GENERATED = cases(CREATE, rich_create_request())
 
 
-def test_every_model_generated_invalid_request_gets_a_400_naming_its_member(server: RunningServer) -> None:
+def test_every_model_generated_invalid_request_gets_a_400_naming_its_member(
+    server: RunningServer,
+) -> None:
     failures = []
     for case in GENERATED:
         status, headers, body = server.raw("SageMaker.CreateTrainingJob", json.dumps(case.params))
-        if status != 400 or body.get("__type") != "ValidationException" or f"at '{case.path}'" not in body.get("message", ""):
+        if (
+            status != 400
+            or body.get("__type") != "ValidationException"
+            or f"at '{case.path}'" not in body.get("message", "")
+        ):
             failures.append((case.id, status, body))
         assert headers.get("x-amzn-requestid")
     assert failures == []
@@ -125,7 +142,11 @@ def test_invalid_requests_of_the_other_operations(server: RunningServer) -> None
         ("SageMaker.StopTrainingJob", {"TrainingJobName": "bad_name"}, "trainingJobName"),
         ("SageMaker.AddTags", {"ResourceArn": "x", "Tags": []}, "resourceArn"),
         ("Logs_20140328.GetLogEvents", {"logGroupName": "g"}, "logStreamName"),
-        ("Logs_20140328.GetLogEvents", {"logGroupName": "g", "logStreamName": "s", "limit": 0}, "limit"),
+        (
+            "Logs_20140328.GetLogEvents",
+            {"logGroupName": "g", "logStreamName": "s", "limit": 0},
+            "limit",
+        ),
         ("Logs_20140328.DescribeLogStreams", {"logGroupName": "g", "orderBy": "Size"}, "orderBy"),
     ]
     for target, params, path in bad:

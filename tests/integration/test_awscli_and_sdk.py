@@ -46,7 +46,9 @@ def aws_json(server: RunningServer, *args: str) -> Any:
     return json.loads(proc.stdout) if proc.stdout.strip() else None
 
 
-def _wait(server: RunningServer, name: str, statuses: tuple[str, ...] = ("Completed", "Failed", "Stopped")) -> dict[str, Any]:
+def _wait(
+    server: RunningServer, name: str, statuses: tuple[str, ...] = ("Completed", "Failed", "Stopped")
+) -> dict[str, Any]:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         d = aws_json(server, "sagemaker", "describe-training-job", "--training-job-name", name)
@@ -56,34 +58,70 @@ def _wait(server: RunningServer, name: str, statuses: tuple[str, ...] = ("Comple
     raise AssertionError(f"{name} did not end")
 
 
-def test_cli_shorthand_flags_then_describe_list_and_logs(server: RunningServer, images: dict[str, str], tmp_path: Path) -> None:
+def test_cli_shorthand_flags_then_describe_list_and_logs(
+    server: RunningServer, images: dict[str, str], tmp_path: Path
+) -> None:
     name = unique_name("cli")
     created = aws_json(
         server,
         "sagemaker",
         "create-training-job",
-        "--training-job-name", name,
-        "--role-arn", "arn:aws:iam::000000000000:role/cli",
-        "--algorithm-specification", f"TrainingImage={images['argv']},TrainingInputMode=File",
-        "--input-data-config", json.dumps([code_channel(tmp_path / "code", "echo unused\n")]),
-        "--output-data-config", f"S3OutputPath=file://{tmp_path}/out",
-        "--resource-config", "InstanceType=ml.m5.large,InstanceCount=1,VolumeSizeInGB=5",
-        "--stopping-condition", "MaxRuntimeInSeconds=120",
+        "--training-job-name",
+        name,
+        "--role-arn",
+        "arn:aws:iam::000000000000:role/cli",
+        "--algorithm-specification",
+        f"TrainingImage={images['argv']},TrainingInputMode=File",
+        "--input-data-config",
+        json.dumps([code_channel(tmp_path / "code", "echo unused\n")]),
+        "--output-data-config",
+        f"S3OutputPath=file://{tmp_path}/out",
+        "--resource-config",
+        "InstanceType=ml.m5.large,InstanceCount=1,VolumeSizeInGB=5",
+        "--stopping-condition",
+        "MaxRuntimeInSeconds=120",
     )
-    assert created == {"TrainingJobArn": f"arn:aws:sagemaker:us-east-1:000000000000:training-job/{name}"}
+    assert created == {
+        "TrainingJobArn": f"arn:aws:sagemaker:us-east-1:000000000000:training-job/{name}"
+    }
     described = _wait(server, name)
     assert described["TrainingJobStatus"] == "Completed"
-    assert described["ResourceConfig"] == {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 5}
+    assert described["ResourceConfig"] == {
+        "InstanceType": "ml.m5.large",
+        "InstanceCount": 1,
+        "VolumeSizeInGB": 5,
+    }
     listed = aws_json(server, "sagemaker", "list-training-jobs", "--name-contains", name)
     assert [s["TrainingJobName"] for s in listed["TrainingJobSummaries"]] == [name]
-    streams = aws_json(server, "logs", "describe-log-streams", "--log-group-name", "/aws/sagemaker/TrainingJobs", "--log-stream-name-prefix", f"{name}/")
+    streams = aws_json(
+        server,
+        "logs",
+        "describe-log-streams",
+        "--log-group-name",
+        "/aws/sagemaker/TrainingJobs",
+        "--log-stream-name-prefix",
+        f"{name}/",
+    )
     stream = streams["logStreams"][0]["logStreamName"]
-    events = aws_json(server, "logs", "get-log-events", "--log-group-name", "/aws/sagemaker/TrainingJobs", "--log-stream-name", stream, "--start-from-head")
+    events = aws_json(
+        server,
+        "logs",
+        "get-log-events",
+        "--log-group-name",
+        "/aws/sagemaker/TrainingJobs",
+        "--log-stream-name",
+        stream,
+        "--start-from-head",
+    )
     assert [e["message"] for e in events["events"]] == ["image-entrypoint train"]
 
 
-def test_cli_input_json_and_stop(server: RunningServer, images: dict[str, str], tmp_path: Path) -> None:
-    request = job_request(images["busybox"], f"file://{tmp_path}/out", entrypoint=["/bin/sleep", "60"])
+def test_cli_input_json_and_stop(
+    server: RunningServer, images: dict[str, str], tmp_path: Path
+) -> None:
+    request = job_request(
+        images["busybox"], f"file://{tmp_path}/out", entrypoint=["/bin/sleep", "60"]
+    )
     path = tmp_path / "job.json"
     path.write_text(json.dumps(request))
     aws_json(server, "sagemaker", "create-training-job", "--cli-input-json", f"file://{path}")
@@ -95,12 +133,19 @@ def test_cli_input_json_and_stop(server: RunningServer, images: dict[str, str], 
     again = aws(server, "sagemaker", "stop-training-job", "--training-job-name", name)
     assert again.returncode == AWS_CLI_SERVICE_ERROR
     assert "ValidationException" in again.stderr and "is in status Stopped" in again.stderr
-    duplicate = aws(server, "sagemaker", "create-training-job", "--cli-input-json", f"file://{path}")
+    duplicate = aws(
+        server, "sagemaker", "create-training-job", "--cli-input-json", f"file://{path}"
+    )
     assert duplicate.returncode == AWS_CLI_SERVICE_ERROR
-    assert "An error occurred (ResourceInUse) when calling the CreateTrainingJob operation" in duplicate.stderr
+    assert (
+        "An error occurred (ResourceInUse) when calling the CreateTrainingJob operation"
+        in duplicate.stderr
+    )
 
 
-def test_cli_validation_error(server: RunningServer, images: dict[str, str], tmp_path: Path) -> None:
+def test_cli_validation_error(
+    server: RunningServer, images: dict[str, str], tmp_path: Path
+) -> None:
     request = job_request(images["argv"], f"file://{tmp_path}", name="under_score")
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(request))
@@ -123,9 +168,11 @@ print("SDK-DONE")
 """
 
 
-def test_sagemaker_sdk_streams_the_job_output_live(server: RunningServer, images: dict[str, str], tmp_path: Path) -> None:
+def test_sagemaker_sdk_streams_the_job_output_live(
+    server: RunningServer, images: dict[str, str], tmp_path: Path
+) -> None:
     # The SDK sleeps 5 s before its first DescribeTrainingJob: the job must outlast that.
-    script = "for i in 1 2 3 4 5 6 7 8 9; do echo \"epoch $i loss 0.$i\"; sleep 1; done\n"
+    script = 'for i in 1 2 3 4 5 6 7 8 9; do echo "epoch $i loss 0.$i"; sleep 1; done\n'
     request = job_request(
         images["busybox"],
         f"file://{tmp_path}/out",
@@ -152,7 +199,9 @@ def test_sagemaker_sdk_streams_the_job_output_live(server: RunningServer, images
         for line in proc.stdout:
             lines.append(line.rstrip("\n"))
             if "epoch 1 loss 0.1" in line:
-                status = sm.describe_training_job(TrainingJobName=request["TrainingJobName"])["TrainingJobStatus"]
+                status = sm.describe_training_job(TrainingJobName=request["TrainingJobName"])[
+                    "TrainingJobStatus"
+                ]
                 seen_while_running = status == "InProgress"
         proc.wait(timeout=120)
     assert proc.returncode == 0, "\n".join(lines)
@@ -164,17 +213,26 @@ def test_sagemaker_sdk_streams_the_job_output_live(server: RunningServer, images
     assert seen_while_running, "the SDK showed the first line only after the job had ended"
 
 
-def test_trainforge_cli_talks_to_the_server(server: RunningServer, images: dict[str, str], tmp_path: Path) -> None:
+def test_trainforge_cli_talks_to_the_server(
+    server: RunningServer, images: dict[str, str], tmp_path: Path
+) -> None:
     other_home = tmp_path / "client-only-home"
     other_home.mkdir()
     env = {"TRAINFORGE_SERVER_URL": server.url}
     sm = server.client("sagemaker")
-    request = job_request(images["busybox"], f"file://{tmp_path}/out", entrypoint=["/bin/sh", "-c", "echo remote-line; sleep 60"])
+    request = job_request(
+        images["busybox"],
+        f"file://{tmp_path}/out",
+        entrypoint=["/bin/sh", "-c", "echo remote-line; sleep 60"],
+    )
     sm.create_training_job(**request)
     name = request["TrainingJobName"]
     wait_for_job(sm, name, ("InProgress",))
     deadline = time.monotonic() + 30
-    while "remote-line" not in trainforge(other_home, "logs", name, **env).stdout and time.monotonic() < deadline:
+    while (
+        "remote-line" not in trainforge(other_home, "logs", name, **env).stdout
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.3)
     assert trainforge(other_home, "logs", name, **env).stdout.splitlines() == ["remote-line"]
     listed = trainforge(other_home, "list", **env)
