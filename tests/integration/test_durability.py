@@ -61,7 +61,7 @@ def _wait_for_line(logs: Any, name: str, line: str, timeout: float = 30) -> None
         try:
             if line in _messages(logs, name):
                 return
-        except Exception:  # noqa: BLE001 - the stream may not exist yet
+        except Exception:
             pass
         time.sleep(0.2)
     raise AssertionError(f"{name} never printed {line}")

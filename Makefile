@@ -1,0 +1,42 @@
+# The two commands of the README, and the helpers they need. Everything runs from this checkout:
+# the virtual environment is .venv, the images are built locally and cached by tag.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: example test lint images bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+## The main job: train the Iris example end to end with trainforge and say where the model landed.
+example: $(VENV)/.installed
+	bash examples/iris/run.sh
+
+## The whole test suite (what CI runs): builds the test images once, then pytest.
+test: $(VENV)/.installed-dev images
+	$(BIN)/python -m pytest
+
+images:
+	$(PYTHON) scripts/images.py busybox python example test
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests scripts bench
+	$(BIN)/ruff format --check src tests scripts bench
+	$(BIN)/mypy
+
+## The benchmarks of bench/: trainforge against its baselines, one table of ratios.
+bench: $(VENV)/.installed-dev images
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .cache build *.egg-info

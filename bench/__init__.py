@@ -1,0 +1,1 @@
+"""Benchmarks: trainforge measured against its baselines."""
