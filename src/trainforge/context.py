@@ -24,6 +24,7 @@ from trainforge.settings import Settings
 from trainforge.storage.base import Storage
 from trainforge.storage.local import LocalStore
 from trainforge.store.db import Database
+from trainforge.store.images import ImageProbeStore
 from trainforge.store.jobs import JobStore
 from trainforge.store.logs import LogStore
 
@@ -68,7 +69,7 @@ class Context:
             log_flush_seconds=self.settings.log_flush_seconds,
             container_env=self.container_env,
         )
-        return JobRunner(config, self.engine, self.storage)
+        return JobRunner(config, self.engine, self.storage, ImageProbeStore(self.db))
 
     def container_env(self) -> Mapping[str, str]:
         """The caller's AWS credentials, only when the user asked for them to be passed."""

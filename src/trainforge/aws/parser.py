@@ -8,6 +8,7 @@ float epoch seconds. This module knows shapes only.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -18,10 +19,10 @@ from botocore.utils import parse_timestamp
 from trainforge.aws import spec
 from trainforge.errors import SerializationError, UnknownOperation
 
-TARGET_PREFIXES = {
-    spec.target_prefix(spec.SAGEMAKER): spec.SAGEMAKER,
-    spec.target_prefix(spec.LOGS): spec.LOGS,
-}
+
+@functools.cache
+def _target_prefixes() -> dict[str, str]:
+    return {spec.target_prefix(name): name for name in (spec.SAGEMAKER, spec.LOGS)}
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ def parse_target(target: str | None) -> tuple[str, str]:
     if not target or "." not in target:
         raise UnknownOperation("Missing or malformed X-Amz-Target header.")
     prefix, _, operation = target.partition(".")
-    service = TARGET_PREFIXES.get(prefix)
+    service = _target_prefixes().get(prefix)
     if service is None or operation not in spec.service_model(service).operation_names:
         raise UnknownOperation(f"Unknown operation {target}.")
     return service, operation

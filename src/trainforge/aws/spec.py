@@ -1,5 +1,10 @@
 """The SageMaker and CloudWatch Logs service models, loaded from botocore once and cached.
 
+botocore's SageMaker model is large (loading it costs about 0.2 s, paid by every ``trainforge``
+command). Only the shapes reachable from the operations trainforge implements are kept: that
+subset is written once per botocore version under ``$XDG_CACHE_HOME/trainforge`` and read back
+in milliseconds. It is still botocore's model, cut mechanically, so the wire stays model-driven.
+
 This module owns which operations trainforge implements. It must not import anything from the
 service, store or runtime layers: the protocol layer only knows shapes.
 """
@@ -7,8 +12,13 @@ service, store or runtime layers: the protocol layer only knows shapes.
 from __future__ import annotations
 
 import functools
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
 
-from botocore.loaders import create_loader
+import botocore
 from botocore.model import OperationModel, ServiceModel, Shape
 
 SAGEMAKER = "sagemaker"
@@ -27,13 +37,73 @@ SAGEMAKER_OPERATIONS = frozenset(
     }
 )
 LOGS_OPERATIONS = frozenset({"DescribeLogStreams", "GetLogEvents", "FilterLogEvents"})
+IMPLEMENTED = {SAGEMAKER: SAGEMAKER_OPERATIONS, LOGS: LOGS_OPERATIONS}
+_CACHE_FORMAT = 1
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "trainforge" / f"botocore-{botocore.__version__}-v{_CACHE_FORMAT}"
+
+
+def _reachable(shapes: dict[str, Any], roots: Iterable[str]) -> set[str]:
+    seen: set[str] = set()
+    todo = [r for r in roots if r]
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in shapes:
+            continue
+        seen.add(name)
+        shape = shapes[name]
+        for member in shape.get("members", {}).values():
+            todo.append(member["shape"])
+        for key in ("member", "key", "value"):
+            if key in shape:
+                todo.append(shape[key]["shape"])
+    return seen
+
+
+def prune(data: dict[str, Any], operations: Iterable[str]) -> dict[str, Any]:
+    """The model restricted to ``operations`` and the shapes they reach."""
+    kept = {name: data["operations"][name] for name in operations}
+    roots = []
+    for op in kept.values():
+        roots += [op.get("input", {}).get("shape"), op.get("output", {}).get("shape")]
+        roots += [error["shape"] for error in op.get("errors", [])]
+    shapes = data["shapes"]
+    return {
+        "version": data.get("version", "2.0"),
+        "metadata": data["metadata"],
+        "operations": kept,
+        "shapes": {name: shapes[name] for name in sorted(_reachable(shapes, roots))},
+    }
+
+
+def _load(service_name: str) -> dict[str, Any]:
+    path = _cache_dir() / f"{service_name}.json"
+    try:
+        with path.open(encoding="utf-8") as fh:
+            cached: dict[str, Any] = json.load(fh)
+            return cached
+    except (OSError, ValueError):
+        pass
+    from botocore.loaders import create_loader  # heavy: only when the cache is cold
+
+    full = create_loader().load_service_model(service_name, "service-2")
+    data = prune(full, sorted(IMPLEMENTED[service_name]))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home only costs the full load next time
+    return data
 
 
 @functools.cache
 def service_model(service_name: str) -> ServiceModel:
-    loader = create_loader()
-    data = loader.load_service_model(service_name, "service-2")
-    return ServiceModel(data, service_name=service_name)
+    return ServiceModel(_load(service_name), service_name=service_name)
 
 
 def sagemaker_model() -> ServiceModel:

@@ -69,7 +69,7 @@ class DockerEngine:
     def __init__(self, client: Any = None) -> None:
         self._client = client
         self._gpus: int | None = None
-        self._cpus: float | None = None
+        self._engine_info: dict[str, Any] | None = None
         self._lock = threading.Lock()
 
     @property
@@ -369,10 +369,13 @@ class DockerEngine:
             raise self._fail("list containers", exc) from exc
         return [FoundContainer(c["Id"], c.get("Labels") or {}) for c in found]
 
+    def _info(self) -> dict[str, Any]:
+        if self._engine_info is None:
+            self._engine_info = dict(self.api.info())
+        return self._engine_info
+
     def _engine_cpus(self) -> float:
-        if self._cpus is None:
-            self._cpus = float(self.api.info().get("NCPU") or os.cpu_count() or 1)
-        return self._cpus
+        return float(self._info().get("NCPU") or os.cpu_count() or 1)
 
     def gpu_count(self) -> int:
         """NVIDIA GPUs this engine can hand to containers (0 without the NVIDIA runtime)."""
@@ -382,8 +385,8 @@ class DockerEngine:
 
     def _has_nvidia_runtime(self) -> bool:
         try:
-            info = self.api.info()
-        except _CONNECTION_ERRORS:
+            info = self._info()
+        except (EngineError, *_CONNECTION_ERRORS):
             return False
         return "nvidia" in (info.get("Runtimes") or {}) or bool(os.path.exists("/dev/nvidia0"))
 

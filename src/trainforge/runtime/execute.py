@@ -96,6 +96,14 @@ class StopControl(Protocol):
     def stop_requested(self) -> bool: ...
 
 
+class ProbeCache(Protocol):
+    """Keeps what an image holds by image id, beyond the life of one process."""
+
+    def get(self, image_id: str) -> ImageContents | None: ...
+
+    def put(self, image_id: str, contents: ImageContents) -> None: ...
+
+
 @dataclass(frozen=True)
 class RuntimeConfig:
     jobs_dir: Path
@@ -107,11 +115,18 @@ class RuntimeConfig:
 
 
 class JobRunner:
-    def __init__(self, config: RuntimeConfig, engine: Engine, storage: Storage) -> None:
+    def __init__(
+        self,
+        config: RuntimeConfig,
+        engine: Engine,
+        storage: Storage,
+        probes: ProbeCache | None = None,
+    ) -> None:
         self.config = config
         self.engine = engine
         self.storage = storage
         self.stager = Stager(storage)
+        self.probes = probes
         self._probe_cache: dict[str, ImageContents] = {}
         self._probe_lock = threading.Lock()
 
@@ -178,10 +193,14 @@ class JobRunner:
     def _probe(self, ref: str, image_id: str) -> ImageContents:
         with self._probe_lock:
             cached = self._probe_cache.get(image_id)
+        if cached is None and self.probes is not None:
+            cached = self.probes.get(image_id)
         if cached is None:
             cached = self.engine.probe_image(ref, str(contract.OPT_ML), contract.TRAIN_ARGUMENT)
-            with self._probe_lock:
-                self._probe_cache[image_id] = cached
+            if self.probes is not None:
+                self.probes.put(image_id, cached)
+        with self._probe_lock:
+            self._probe_cache[image_id] = cached
         return cached
 
     def _launch(

@@ -75,4 +75,15 @@ CREATE TABLE log_events (
 CREATE INDEX log_events_by_stream ON log_events (stream_id, id)
 """,
     ),
+    (
+        2,
+        """
+CREATE TABLE image_probes (
+    image_id TEXT PRIMARY KEY,
+    entries_under TEXT NOT NULL,
+    on_path INTEGER NOT NULL,
+    checked_at REAL NOT NULL
+)
+""",
+    ),
 ]
