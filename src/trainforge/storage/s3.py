@@ -4,6 +4,13 @@ Configuration is the standard AWS one (``AWS_ENDPOINT_URL_S3``, profiles, enviro
 credentials). Downloads run on a thread pool: small objects one GET each, large ones as ranged
 GETs written in place with ``pwrite``, so a 1 GiB object and two thousand 4 KiB ones both keep
 every connection busy.
+
+A GET goes out on a lean path: the bucket's base URL is learned once from botocore (so the
+endpoint, the addressing style and the region are botocore's), each request is signed with
+botocore's SigV4 signer and sent on a urllib3 pool, and the body is read into a reused buffer.
+That costs a fraction of a full botocore call's CPU per object. Anything unusual (a redirect, an
+error, an expired token) falls back to the regular ``get_object`` call, which knows S3's
+corners.
 """
 
 from __future__ import annotations
@@ -23,9 +30,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from trainforge.errors import StorageError
 from trainforge.storage.base import Download, ObjectInfo, ShouldStop, StorageCancelled
 from trainforge.storage.location import Location
+from trainforge.storage.s3_lean import Credentials, LeanGetter, LeanUnavailable
 
 _MiB = 1 << 20
 _READ_CHUNK = 1 * _MiB
+_PROBE_KEY = "trainforge-url-probe"
 
 
 def _describe(exc: Exception) -> str:
@@ -44,23 +53,27 @@ class S3Store:
         max_workers: int = 16,
         part_size: int = 8 * _MiB,
         multipart_threshold: int = 16 * _MiB,
-        client: Any = None,
     ) -> None:
         self.max_workers = max_workers
         self.part_size = part_size
         self.multipart_threshold = multipart_threshold
-        if client is None:
-            custom_endpoint = bool(
-                os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-            )
-            config = Config(
-                max_pool_connections=max_workers + 4,
-                retries={"max_attempts": 5, "mode": "standard"},
-                # S3-compatible servers (MinIO, moto, Ceph) expect path-style addressing.
-                s3={"addressing_style": "path"} if custom_endpoint else {},
-            )
-            client = boto3.session.Session().client("s3", region_name=region, config=config)
-        self.client = client
+        custom_endpoint = bool(
+            os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        )
+        config = Config(
+            max_pool_connections=max_workers + 4,
+            retries={"max_attempts": 5, "mode": "standard"},
+            # S3-compatible servers (MinIO, moto, Ceph) expect path-style addressing.
+            s3={"addressing_style": "path"} if custom_endpoint else {},
+        )
+        self.session = boto3.session.Session()
+        self.client = self.session.client("s3", region_name=region, config=config)
+        self._lean = LeanGetter()
+        self._bases: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    # -- listing and small reads ---------------------------------------------------------------
 
     def list(self, prefix: Location) -> Iterator[ObjectInfo]:
         paginator = self.client.get_paginator("list_objects_v2")
@@ -79,6 +92,8 @@ class S3Store:
             return bytes(response["Body"].read())
         except (ClientError, BotoCoreError) as exc:
             raise StorageError(f"cannot read {location}: {_describe(exc)}") from exc
+
+    # -- downloads -----------------------------------------------------------------------------
 
     def download(self, items: Sequence[Download], should_stop: ShouldStop) -> int:
         cancelled = threading.Event()
@@ -106,7 +121,7 @@ class S3Store:
             else:
                 tasks.append((item, None, None))
         # Largest first: the long ranged GETs start early and small objects fill the gaps.
-        tasks.sort(key=lambda t: -(t[0].size if t[1] is None else t[2] - t[1] + 1))  # type: ignore[operator]
+        tasks.sort(key=lambda t: -(t[0].size if t[1] is None or t[2] is None else t[2] - t[1] + 1))
         with ThreadPoolExecutor(self.max_workers, thread_name_prefix="s3-get") as pool:
             futures: list[Future[int]] = [
                 pool.submit(self._fetch, item, start, end, stop) for item, start, end in tasks
@@ -116,6 +131,7 @@ class S3Store:
                 # One download failed: the rest are abandoned, not waited for.
                 cancelled.set()
                 wait(pending)
+        self._lean.close()
         errors = [e for e in (f.exception() for f in futures) if e is not None]
         real = [e for e in errors if not isinstance(e, StorageCancelled)]
         if real:
@@ -127,35 +143,104 @@ class S3Store:
     def _fetch(self, item: Download, start: int | None, end: int | None, stop: ShouldStop) -> int:
         if stop():
             raise StorageCancelled()
+        ranged = start is not None
+        flags = os.O_WRONLY if ranged else os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        try:
+            fd = os.open(item.dest, flags, 0o644)
+        except OSError as exc:
+            raise StorageError(f"cannot write {item.dest}: {exc.strerror}") from exc
+        try:
+            try:
+                return self._fetch_lean(item, start, end, fd, stop)
+            except LeanUnavailable:
+                return self._fetch_botocore(item, start, end, fd, stop)
+        except OSError as exc:
+            raise StorageError(f"cannot write {item.dest}: {exc.strerror}") from exc
+        finally:
+            os.close(fd)
+
+    def _buffer(self) -> memoryview:
+        buffer: memoryview | None = getattr(self._local, "buffer", None)
+        if buffer is None:
+            buffer = memoryview(bytearray(_READ_CHUNK))
+            self._local.buffer = buffer
+        return buffer
+
+    def _base_url(self, bucket: str) -> str:
+        """The URL of the bucket's root as botocore builds it (endpoint, style, region)."""
+        with self._lock:
+            base = self._bases.get(bucket)
+        if base is None:
+            url = self.client.generate_presigned_url(
+                "get_object", Params={"Bucket": bucket, "Key": _PROBE_KEY}, ExpiresIn=60
+            )
+            base = url.split("?", 1)[0][: -len(_PROBE_KEY)]
+            with self._lock:
+                self._bases[bucket] = base
+        return base
+
+    def _fetch_lean(
+        self, item: Download, start: int | None, end: int | None, fd: int, stop: ShouldStop
+    ) -> int:
+        credentials = self.session.get_credentials()
+        if credentials is None:
+            raise LeanUnavailable("no credentials")
+        frozen = credentials.get_frozen_credentials()
+        offset = start or 0
+        written = 0
+
+        def sink(chunk: memoryview) -> None:
+            nonlocal written
+            os.pwrite(fd, chunk, offset + written)
+            written += len(chunk)
+            if stop():
+                raise StorageCancelled()
+
+        try:
+            base = self._base_url(item.source.bucket)
+        except (ClientError, BotoCoreError) as exc:
+            raise LeanUnavailable(str(exc)) from exc
+        self._lean.get(
+            base,
+            item.source.key,
+            Credentials(str(frozen.access_key), str(frozen.secret_key), frozen.token),
+            self.client.meta.region_name,
+            (start, end) if start is not None and end is not None else None,
+            sink,
+            self._buffer(),
+        )
+        return written
+
+    def _fetch_botocore(
+        self, item: Download, start: int | None, end: int | None, fd: int, stop: ShouldStop
+    ) -> int:
         kwargs: dict[str, Any] = {"Bucket": item.source.bucket, "Key": item.source.key}
         if start is not None:
             kwargs["Range"] = f"bytes={start}-{end}"
         try:
             body = self.client.get_object(**kwargs)["Body"]
-            if start is None:
-                fd = os.open(item.dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-                offset = 0
-            else:
-                fd = os.open(item.dest, os.O_WRONLY)
-                offset = start
-            written = 0
-            try:
-                while True:
-                    chunk = body.read(_READ_CHUNK)
-                    if not chunk:
-                        break
-                    os.pwrite(fd, chunk, offset + written)
-                    written += len(chunk)
-                    if stop():
-                        raise StorageCancelled()
-            finally:
-                os.close(fd)
-                body.close()
-            return written
         except (ClientError, BotoCoreError) as exc:
             raise StorageError(f"cannot download {item.source}: {_describe(exc)}") from exc
-        except OSError as exc:
-            raise StorageError(f"cannot write {item.dest}: {exc.strerror}") from exc
+        try:
+            return self._copy(body, fd, start or 0, stop)
+        except BotoCoreError as exc:
+            raise StorageError(f"cannot download {item.source}: {exc}") from exc
+        finally:
+            body.close()
+
+    def _copy(self, stream: Any, fd: int, offset: int, stop: ShouldStop) -> int:
+        buffer = self._buffer()
+        written = 0
+        while True:
+            count = stream.readinto(buffer)
+            if not count:
+                return written
+            os.pwrite(fd, buffer[:count], offset + written)
+            written += count
+            if stop():
+                raise StorageCancelled()
+
+    # -- uploads -------------------------------------------------------------------------------
 
     def upload_file(self, path: Path, dest: Location) -> None:
         config = TransferConfig(

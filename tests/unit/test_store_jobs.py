@@ -1,0 +1,479 @@
+"""store.jobs: JobStore on a real SQLite file (records, transitions, pages, leases, tags)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from trainforge.service.records import ContainerRef, QueueState, Schedule, TrainingJob, Transition
+from trainforge.service.status import (
+    MESSAGES,
+    SecondaryStatus,
+    TrainingJobStatus,
+    TransitionNotAllowed,
+)
+from trainforge.store.db import Database
+from trainforge.store.jobs import DuplicateJob, JobStore, ListQuery, UnknownJob
+
+S = SecondaryStatus
+P = TrainingJobStatus
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[JobStore]:
+    db = Database(tmp_path / "trainforge.db")
+    yield JobStore(db)
+    db.close()
+
+
+def make_job(name: str, created: float, **request: object) -> TrainingJob:
+    return TrainingJob(
+        name=name,
+        arn=f"arn:aws:sagemaker:us-east-1:000000000000:training-job/{name}",
+        request={"TrainingJobName": name, **request},
+        status=P.IN_PROGRESS,
+        secondary_status=S.STARTING,
+        creation_time=created,
+        last_modified_time=created,
+        transitions=[Transition(S.STARTING, created, None, MESSAGES["created"])],
+    )
+
+
+def queued(name: str) -> Schedule:
+    return Schedule(name, QueueState.QUEUED, None, None, 0, None)
+
+
+def add(store: JobStore, name: str, created: float) -> TrainingJob:
+    job = make_job(name, created)
+    store.insert(job, queued(name))
+    return job
+
+
+# -- records -------------------------------------------------------------------------------
+
+
+def test_insert_get_round_trip(store: JobStore) -> None:
+    job = TrainingJob(
+        name="rich",
+        arn="arn:aws:sagemaker:us-east-1:000000000000:training-job/rich",
+        request={"HyperParameters": {"lr": "0.1"}, "Nested": [1, {"a": None}], "Text": "é"},
+        status=P.FAILED,
+        secondary_status=S.FAILED,
+        creation_time=100.125,
+        last_modified_time=200.5,
+        transitions=[
+            Transition(S.STARTING, 100.125, 150.0, "a"),
+            Transition(S.FAILED, 150.0, 150.0, "b"),
+        ],
+        training_start_time=None,
+        training_end_time=150.0,
+        failure_reason="ClientError: nope",
+        final_metrics=[{"MetricName": "loss", "Value": 0.5, "Timestamp": 149.0}],
+        stop_requested=True,
+    )
+    store.insert(job, Schedule("rich", QueueState.DONE, "w:h:1:2", 9.0, 3, {"cpus": 2.0}))
+    assert store.get("rich") == job
+    assert store.schedule("rich") == Schedule(
+        "rich", QueueState.DONE, "w:h:1:2", 9.0, 3, {"cpus": 2.0}
+    )
+    assert store.exists("rich")
+    assert store.count() == 1
+
+
+def test_get_missing(store: JobStore) -> None:
+    assert store.get("nope") is None
+    assert not store.exists("nope")
+    assert store.schedule("nope") is None
+
+
+def test_duplicate_insert_raises_and_keeps_the_first(store: JobStore) -> None:
+    first = add(store, "dup", 100.0)
+    with pytest.raises(DuplicateJob, match=r"^dup$"):
+        store.insert(make_job("dup", 200.0), queued("dup"))
+    assert store.get("dup") == first
+    assert store.count() == 1
+
+
+def test_delete_removes_transitions_and_containers(store: JobStore) -> None:
+    add(store, "gone", 100.0)
+    store.save_container(ContainerRef("gone", "algo-1", "cid", "gone/algo-1-1", 0))
+    store.delete("gone")
+    assert store.get("gone") is None
+    conn = store.db.read()
+    assert conn.execute("SELECT COUNT(*) FROM transitions").fetchone()[0] == 0
+    assert store.containers("gone") == []
+
+
+# -- transitions ---------------------------------------------------------------------------
+
+
+def test_transition_is_stored(store: JobStore) -> None:
+    add(store, "j", 100.0)
+    moved = store.transition("j", S.DOWNLOADING, MESSAGES["downloading_data"], now=110.0)
+    again = store.transition("j", S.DOWNLOADING, MESSAGES["downloading_image"], now=115.0)
+    trained = store.transition("j", S.TRAINING, MESSAGES["training"], now=120.0)
+    assert moved.transitions[-1].message == MESSAGES["downloading_data"]
+    assert again.transitions[-1].message == MESSAGES["downloading_image"]
+    stored = store.get("j")
+    assert stored == trained
+    assert stored is not None
+    assert stored.transitions == [
+        Transition(S.STARTING, 100.0, 110.0, MESSAGES["created"]),
+        Transition(S.DOWNLOADING, 110.0, 120.0, MESSAGES["downloading_image"]),
+        Transition(S.TRAINING, 120.0, None, MESSAGES["training"]),
+    ]
+    assert stored.training_start_time == 110.0
+    assert stored.last_modified_time == 120.0
+    rows = store.db.read().execute("SELECT idx FROM transitions WHERE job = 'j' ORDER BY idx")
+    assert [r[0] for r in rows] == [0, 1, 2]
+
+
+def test_transition_only_from_is_compare_and_set(store: JobStore) -> None:
+    add(store, "j", 100.0)
+    store.transition("j", S.DOWNLOADING, "d", now=110.0)
+    before = store.get("j")
+    result = store.transition(
+        "j", S.PENDING, MESSAGES["pending"], only_from=(S.STARTING,), now=120.0
+    )
+    assert result == before
+    assert store.get("j") == before
+    moved = store.transition("j", S.TRAINING, "t", only_from=(S.DOWNLOADING,), now=130.0)
+    assert moved.secondary_status is S.TRAINING
+    assert store.get("j") == moved
+
+
+def test_transition_request_stop(store: JobStore) -> None:
+    add(store, "j", 100.0)
+    assert not store.stop_requested("j")
+    moved = store.transition(
+        "j", S.STOPPING, MESSAGES["stopping"], request_stop=True, only_from=(S.STARTING,)
+    )
+    assert moved.stop_requested
+    assert moved.status is P.STOPPING
+    assert store.stop_requested("j")
+    stored = store.get("j")
+    assert stored is not None
+    assert stored.stop_requested
+    # A later transition without request_stop keeps the flag.
+    store.transition("j", S.STOPPED, MESSAGES["stopped"])
+    assert store.stop_requested("j")
+
+
+def test_only_from_miss_does_not_request_stop(store: JobStore) -> None:
+    add(store, "j", 100.0)
+    result = store.transition(
+        "j", S.STOPPING, "s", request_stop=True, only_from=(S.DOWNLOADING,), now=110.0
+    )
+    assert not result.stop_requested
+    assert result.secondary_status is S.STARTING
+    assert not store.stop_requested("j")
+
+
+def test_terminal_transition_marks_the_queue_done(store: JobStore) -> None:
+    add(store, "j", 100.0)
+    store.transition("j", S.DOWNLOADING, "d", now=110.0)
+    schedule = store.schedule("j")
+    assert schedule is not None
+    assert schedule.queue_state is QueueState.QUEUED
+    failed = store.transition("j", S.FAILED, "f", failure_reason="ClientError: x", now=120.0)
+    assert failed.failure_reason == "ClientError: x"
+    schedule = store.schedule("j")
+    assert schedule is not None
+    assert schedule.queue_state is QueueState.DONE
+    stored = store.get("j")
+    assert stored is not None
+    assert stored.failure_reason == "ClientError: x"
+    assert stored.training_end_time == 120.0
+
+
+def test_disallowed_transition_changes_nothing(store: JobStore) -> None:
+    add(store, "j", 100.0)
+    before = store.get("j")
+    with pytest.raises(TransitionNotAllowed):
+        store.transition("j", S.COMPLETED, "c", now=110.0)
+    assert store.get("j") == before
+
+
+def test_transition_of_unknown_job(store: JobStore) -> None:
+    with pytest.raises(UnknownJob, match=r"^ghost$"):
+        store.transition("ghost", S.DOWNLOADING, "d")
+
+
+def test_transition_uses_the_clock_when_now_is_omitted(store: JobStore) -> None:
+    add(store, "j", 100.0)
+    before = time.time()
+    moved = store.transition("j", S.DOWNLOADING, "d")
+    after = time.time()
+    assert round(before, 3) <= moved.last_modified_time <= round(after, 3) + 0.001
+
+
+def test_names_in_status_and_final_metrics(store: JobStore) -> None:
+    add(store, "b", 2.0)
+    add(store, "a", 1.0)
+    add(store, "c", 3.0)
+    store.transition("c", S.FAILED, "f", now=5.0)
+    assert store.names_in_status([P.IN_PROGRESS]) == ["a", "b"]
+    assert store.names_in_status([P.IN_PROGRESS, P.FAILED]) == ["a", "b", "c"]
+    store.set_final_metrics("a", [{"MetricName": "acc", "Value": 1.0}])
+    stored = store.get("a")
+    assert stored is not None
+    assert stored.final_metrics == [{"MetricName": "acc", "Value": 1.0}]
+
+
+# -- pages ---------------------------------------------------------------------------------
+
+# name → creation time; names and times are in different orders on purpose.
+FIVE = {"delta": 1.0, "alpha": 2.0, "echo": 3.0, "bravo": 4.0, "charlie": 5.0}
+
+
+@pytest.fixture
+def five(store: JobStore) -> JobStore:
+    for name, created in FIVE.items():
+        add(store, name, created)
+    return store
+
+
+def all_pages(store: JobStore, query: ListQuery) -> list[list[str]]:
+    pages = []
+    after = None
+    while True:
+        jobs, after = store.page(ListQuery(**{**query.__dict__, "after_key": after}))
+        pages.append([j.name for j in jobs])
+        if after is None:
+            return pages
+
+
+def test_page_by_creation_time_descending(five: JobStore) -> None:
+    jobs, key = five.page(ListQuery(limit=2))
+    assert [j.name for j in jobs] == ["charlie", "bravo"]
+    assert key == (4.0, "bravo")
+    assert jobs[0].transitions == []
+    assert all_pages(five, ListQuery(limit=2)) == [
+        ["charlie", "bravo"],
+        ["echo", "alpha"],
+        ["delta"],
+    ]
+
+
+def test_page_by_creation_time_ascending(five: JobStore) -> None:
+    assert all_pages(five, ListQuery(limit=2, descending=False)) == [
+        ["delta", "alpha"],
+        ["echo", "bravo"],
+        ["charlie"],
+    ]
+
+
+def test_page_by_name_both_directions(five: JobStore) -> None:
+    jobs, key = five.page(ListQuery(sort_by="Name", descending=False, limit=3))
+    assert [j.name for j in jobs] == ["alpha", "bravo", "charlie"]
+    assert key == ("charlie",)
+    assert all_pages(five, ListQuery(sort_by="Name", descending=False, limit=3)) == [
+        ["alpha", "bravo", "charlie"],
+        ["delta", "echo"],
+    ]
+    assert all_pages(five, ListQuery(sort_by="Name", descending=True, limit=3)) == [
+        ["echo", "delta", "charlie"],
+        ["bravo", "alpha"],
+    ]
+
+
+def test_page_by_status_both_directions(five: JobStore) -> None:
+    five.transition("alpha", S.FAILED, "f", now=10.0)
+    five.transition("charlie", S.FAILED, "f", now=11.0)
+    five.transition("echo", S.STOPPING, "s", now=12.0)
+    five.transition("echo", S.STOPPED, "s", now=13.0)
+    # Failed < InProgress < Stopped as text; then creation time, then name.
+    assert all_pages(five, ListQuery(sort_by="Status", descending=False, limit=2)) == [
+        ["alpha", "charlie"],
+        ["delta", "bravo"],
+        ["echo"],
+    ]
+    jobs, key = five.page(ListQuery(sort_by="Status", descending=True, limit=2))
+    assert [j.name for j in jobs] == ["echo", "bravo"]
+    assert key == ("InProgress", 4.0, "bravo")
+    assert all_pages(five, ListQuery(sort_by="Status", descending=True, limit=2)) == [
+        ["echo", "bravo"],
+        ["delta", "charlie"],
+        ["alpha"],
+    ]
+
+
+def test_page_exactly_full_has_no_next_key(five: JobStore) -> None:
+    jobs, key = five.page(ListQuery(limit=5))
+    assert len(jobs) == 5
+    assert key is None
+
+
+def test_page_ties_in_creation_time_are_cut_by_name(store: JobStore) -> None:
+    for name in ("b", "a", "c"):
+        add(store, name, 7.0)
+    assert all_pages(store, ListQuery(limit=1)) == [["c"], ["b"], ["a"]]
+    assert all_pages(store, ListQuery(limit=1, descending=False)) == [["a"], ["b"], ["c"]]
+
+
+def test_name_contains_is_case_insensitive(store: JobStore) -> None:
+    add(store, "Train-XGB-1", 1.0)
+    add(store, "other", 2.0)
+    add(store, "my-xgb-run", 3.0)
+    jobs, key = store.page(ListQuery(name_contains="XgB"))
+    assert [j.name for j in jobs] == ["my-xgb-run", "Train-XGB-1"]
+    assert key is None
+    jobs, _ = store.page(ListQuery(name_contains="%"))
+    assert jobs == []
+
+
+def test_time_filters_are_strict(five: JobStore) -> None:
+    five.transition("bravo", S.DOWNLOADING, "d", now=50.0)
+    jobs, _ = five.page(ListQuery(creation_after=2.0, creation_before=5.0, descending=False))
+    assert [j.name for j in jobs] == ["echo", "bravo"]
+    jobs, _ = five.page(ListQuery(modified_after=5.0))
+    assert [j.name for j in jobs] == ["bravo"]
+    jobs, _ = five.page(ListQuery(modified_before=2.0))
+    assert [j.name for j in jobs] == ["delta"]
+
+
+def test_status_filter_is_applied_after_the_page_is_cut(five: JobStore) -> None:
+    five.transition("delta", S.FAILED, "f", now=10.0)
+    five.transition("echo", S.FAILED, "f", now=11.0)
+    query = ListQuery(limit=2, status_equals="Failed")
+    # Pages by creation time, newest first: [charlie, bravo] [echo, alpha] [delta].
+    jobs, key = five.page(query)
+    assert jobs == []
+    assert key == (4.0, "bravo")
+    assert all_pages(five, query) == [[], ["echo"], ["delta"]]
+    jobs, _ = five.page(ListQuery(limit=2, status_equals="Failed", after_key=key))
+    assert jobs[0].status is P.FAILED
+
+
+# -- scheduling ----------------------------------------------------------------------------
+
+
+def test_claim_once(store: JobStore) -> None:
+    add(store, "j", 1.0)
+    before = time.time()
+    assert store.claim("j", "w1", 30.0, {"cpus": 2.0})
+    after = time.time()
+    schedule = store.schedule("j")
+    assert schedule is not None
+    assert schedule.queue_state is QueueState.CLAIMED
+    assert schedule.lease_owner == "w1"
+    assert schedule.attempts == 1
+    assert schedule.resources == {"cpus": 2.0}
+    assert schedule.lease_expires is not None
+    assert before + 30.0 <= schedule.lease_expires <= after + 30.0
+    assert not store.claim("j", "w2", 30.0, None)
+    schedule = store.schedule("j")
+    assert schedule is not None
+    assert schedule.lease_owner == "w1"
+    assert schedule.attempts == 1
+
+
+def test_claim_without_resources(store: JobStore) -> None:
+    add(store, "j", 1.0)
+    assert store.claim("j", "w1", 30.0, None)
+    schedule = store.schedule("j")
+    assert schedule is not None
+    assert schedule.resources is None
+    assert store.claimed_resources() == []
+
+
+def test_queued_order_and_claimed(store: JobStore) -> None:
+    add(store, "late", 3.0)
+    add(store, "early", 1.0)
+    add(store, "mid", 2.0)
+    assert [s.name for s in store.queued()] == ["early", "mid", "late"]
+    assert [s.name for s in store.queued(limit=2)] == ["early", "mid"]
+    store.claim("mid", "w", 30.0, {"total_cpus": 4})
+    store.claim("late", "w", 30.0, {"total_cpus": 2})
+    assert [s.name for s in store.queued()] == ["early"]
+    assert [s.name for s in store.claimed()] == ["mid", "late"]
+    assert sorted(r["total_cpus"] for r in store.claimed_resources()) == [2, 4]
+
+
+def test_take_over_is_compare_and_set_on_the_owner(store: JobStore) -> None:
+    add(store, "j", 1.0)
+    assert not store.take_over("j", "w2", 30.0, None)  # still queued
+    store.claim("j", "w1", 30.0, None)
+    assert not store.take_over("j", "w2", 30.0, "someone-else")
+    assert not store.take_over("j", "w2", 30.0, None)
+    before = time.time()
+    assert store.take_over("j", "w2", 60.0, "w1")
+    schedule = store.schedule("j")
+    assert schedule is not None
+    assert schedule.lease_owner == "w2"
+    assert schedule.attempts == 2
+    assert schedule.queue_state is QueueState.CLAIMED
+    assert schedule.lease_expires is not None
+    assert schedule.lease_expires >= before + 60.0
+    assert not store.take_over("j", "w3", 30.0, "w1")
+
+
+def test_take_over_of_a_claim_without_owner(store: JobStore) -> None:
+    job = make_job("j", 1.0)
+    store.insert(job, Schedule("j", QueueState.CLAIMED, None, None, 1, None))
+    assert store.take_over("j", "w2", 30.0, None)
+    schedule = store.schedule("j")
+    assert schedule is not None
+    assert schedule.lease_owner == "w2"
+
+
+def test_heartbeat_renews_only_the_owners_leases(store: JobStore) -> None:
+    add(store, "mine", 1.0)
+    add(store, "theirs", 2.0)
+    store.claim("mine", "w1", 1.0, None)
+    store.claim("theirs", "w2", 1.0, None)
+    theirs_before = store.schedule("theirs")
+    assert theirs_before is not None
+    store.heartbeat("w1", ["mine", "theirs"], 1000.0)
+    mine = store.schedule("mine")
+    theirs = store.schedule("theirs")
+    assert mine is not None
+    assert theirs is not None
+    assert mine.lease_expires is not None
+    assert mine.lease_expires > time.time() + 900
+    assert theirs.lease_expires == theirs_before.lease_expires
+    store.heartbeat("w1", [], 5000.0)  # nothing to do, no error
+
+
+def test_release_by_the_owner_only(store: JobStore) -> None:
+    add(store, "j", 1.0)
+    store.claim("j", "w1", 30.0, None)
+    store.release("j", "w2")
+    schedule = store.schedule("j")
+    assert schedule is not None
+    assert schedule.queue_state is QueueState.CLAIMED
+    store.release("j", "w1")
+    schedule = store.schedule("j")
+    assert schedule is not None
+    assert schedule.queue_state is QueueState.DONE
+    assert schedule.lease_expires is None
+    assert schedule.lease_owner == "w1"
+    assert store.claimed() == []
+
+
+# -- containers and tags -------------------------------------------------------------------
+
+
+def test_containers_replace_and_order(store: JobStore) -> None:
+    add(store, "j", 1.0)
+    store.save_container(ContainerRef("j", "algo-2", "c2", "j/algo-2-5", 0))
+    store.save_container(ContainerRef("j", "algo-1", "c1", "j/algo-1-5", 0))
+    store.save_container(ContainerRef("j", "algo-1", "c1b", "j/algo-1-6", 7))
+    assert store.containers("j") == [
+        ContainerRef("j", "algo-1", "c1b", "j/algo-1-6", 7),
+        ContainerRef("j", "algo-2", "c2", "j/algo-2-5", 0),
+    ]
+    assert store.containers("other") == []
+
+
+def test_tags_upsert_keeps_order(store: JobStore) -> None:
+    arn = "arn:aws:sagemaker:us-east-1:000000000000:training-job/j"
+    store.add_tags(arn, [("a", "1"), ("b", "2"), ("c", "3")])
+    store.add_tags(arn, [("b", "20"), ("d", "4")])
+    assert store.tags(arn) == [("a", "1"), ("b", "20"), ("c", "3"), ("d", "4")]
+    store.delete_tags(arn, ["a", "missing"])
+    assert store.tags(arn) == [("b", "20"), ("c", "3"), ("d", "4")]
+    assert store.tags("arn:other") == []
