@@ -130,9 +130,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                 values[name] = _convert(name, raw)
             elif name == "access_keys":
                 values["access_keys"] = _parse_access_keys(str(raw))
-    region = env.get("TRAINFORGE_REGION") or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
-    if region:
-        values["region"] = region
+    # TRAINFORGE_REGION (below), then the config file, then the standard AWS variables.
+    aws_region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    if aws_region and "region" not in values:
+        values["region"] = aws_region
     for name in _FIELDS:
         raw_env = env.get("TRAINFORGE_" + name.upper())
         if raw_env is not None and raw_env != "":

@@ -80,12 +80,6 @@ def test_merged_tree_later_root_wins(tmp_path: Path) -> None:
     assert entries["only1.txt"].path == one / "only1.txt"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: when a later root has a file or link where an earlier root has a directory, "
-    "merged_tree keeps the earlier directory's children, so model.tar.gz holds 'd' (file) and "
-    "'d/f' and `tar -xzf` fails with 'Not a directory'",
-)
 def test_merged_tree_later_file_replaces_an_earlier_directory(tmp_path: Path) -> None:
     one, two = tmp_path / "h1", tmp_path / "h2"
     write(one / "d" / "f", "inside")
@@ -264,11 +258,6 @@ def test_read_failure_of_a_directory(tmp_path: Path) -> None:
     assert read_failure(tmp_path) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: read_failure opens output/failure without O_NONBLOCK before checking that it is "
-    "a regular file, so a FIFO left there by the container blocks the worker forever",
-)
 def test_read_failure_does_not_block_on_a_fifo(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "failure")
     results: list[str | None] = []

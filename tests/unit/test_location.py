@@ -57,11 +57,6 @@ def test_refused_forms(uri: str, message: str) -> None:
     assert isinstance(info.value, ValueError)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: any https host containing '.s3.' is taken as a virtual-hosted S3 URL (the "
-    "amazonaws.com check is short-circuited), e.g. https://bucket.s3.example.com/key",
-)
 def test_non_aws_host_with_s3_label_is_refused() -> None:
     with pytest.raises(BadLocation):
         parse_location("https://bucket.s3.example.com/key")

@@ -64,16 +64,20 @@ class _OneShotServer:
         self.thread.start()
 
     def _serve(self) -> None:
-        conn, _ = self.sock.accept()
-        with conn:
-            for response in self.responses:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    data += conn.recv(4096)
-                self.requests.append(data)
-                for i in range(0, len(response), 7):  # dribble it out in small pieces
-                    conn.sendall(response[i : i + 7])
-        self.sock.close()
+        try:
+            conn, _ = self.sock.accept()
+            with conn:
+                for response in self.responses:
+                    data = b""
+                    while b"\r\n\r\n" not in data:
+                        data += conn.recv(4096)
+                    self.requests.append(data)
+                    for i in range(0, len(response), 7):  # dribble it out in small pieces
+                        conn.sendall(response[i : i + 7])
+        except OSError:
+            pass  # the client hung up early, as it should on a refusal
+        finally:
+            self.sock.close()
 
 
 def _get(server: _OneShotServer, byte_range: tuple[int, int] | None = None) -> bytes:

@@ -165,11 +165,6 @@ def test_environment_wins_over_the_config_file(tmp_path: Path) -> None:
     assert settings.access_keys == (AccessKey("ENVKEY", "e"),)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: AWS_REGION / AWS_DEFAULT_REGION (documented as the default of TRAINFORGE_REGION) "
-    "override an explicit `region` in config.toml",
-)
 def test_config_file_region_wins_over_the_aws_region_fallback(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text('region = "eu-central-1"\n', encoding="utf-8")
     settings = load_settings(env(tmp_path, AWS_REGION="us-west-2"))

@@ -221,11 +221,6 @@ def test_primary_of_every_terminal_secondary() -> None:
     assert PRIMARY_OF[S.PENDING] is P.IN_PROGRESS
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: repeating a terminal status (current == new is always allowed) rewrites "
-    "TrainingEndTime of an ended job, so it no longer equals the terminal entry's StartTime",
-)
 def test_repeating_a_terminal_status_keeps_training_end_time() -> None:
     job = walk(new_job(), (S.DOWNLOADING, 110.0), (S.UPLOADING, 120.0), (S.COMPLETED, 130.0))
     again = plan_transition(job, S.COMPLETED, MESSAGES["completed"], 500.0)

@@ -237,11 +237,6 @@ def without_hosts_mode(found: dict[str, str]) -> dict[str, str]:
     return {**found, "hosts": found["hosts"][0]}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Workspace.create never chmods the intermediate <job>/hosts directory (made by "
-    "mkdir(parents=True)), so its mode follows the umask while every other directory is 0755",
-)
 @pytest.mark.usefixtures("restrictive_umask")
 def test_hosts_directory_mode_ignores_the_umask(tmp_path: Path) -> None:
     spec = spec_of(request())

@@ -78,8 +78,17 @@ def merged_tree(roots: Sequence[Path], skipped: list[str] | None = None) -> list
                 continue
         except FileNotFoundError:
             continue
+        replaced = set()
         for entry in _walk(root, "", skipped):
+            earlier = merged.get(entry.relative)
+            if earlier is not None and earlier.is_dir and not entry.is_dir:
+                replaced.add(entry.relative + "/")
             merged[entry.relative] = entry
+        if replaced:
+            # What an earlier host had under a directory that a later host made a file is gone,
+            # as it would be if the later tree were unpacked over the earlier one.
+            for key in [k for k in merged if any(k.startswith(r) for r in replaced)]:
+                del merged[key]
     return [merged[key] for key in sorted(merged)]
 
 
@@ -105,8 +114,10 @@ def _tar_header(entry: Entry) -> bytes:
 
 
 def _copy_file(entry: Entry, out: ParallelGzipWriter) -> None:
-    fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW)
+    fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{entry.path} is no longer a regular file")
         remaining = entry.info.st_size
         while remaining > 0:
             chunk = os.read(fd, min(_READ_CHUNK, remaining))
@@ -151,7 +162,8 @@ def read_failure(output_dir: Path) -> str | None:
     """The text of ``output/failure`` (first 1024 characters), or None when absent."""
     path = output_dir / "failure"
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        # O_NONBLOCK: a FIFO left there must not hang the worker (it is then refused below).
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return None
     try:

@@ -136,7 +136,7 @@ class Workspace:
 
     def create(self, spec: JobSpec) -> None:
         """Make every directory and write the config files; safe to call again."""
-        for path in (self.root, self.channels_dir, self.scratch_dir):
+        for path in (self.root, self.root / "hosts", self.channels_dir, self.scratch_dir):
             _mkdir(path)
         for hw in self.hosts:
             for path in (

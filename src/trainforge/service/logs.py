@@ -133,11 +133,15 @@ class LogsService:
         if rows:
             forward = f"f/{rows[-1].id:020d}"
             backward = f"b/{rows[0].id:020d}"
-        elif token:
-            forward = backward = token
-        else:
-            forward = f"f/{position or 0:020d}"
+        elif direction == "f":
+            # At the end: the same forward token comes back, which is how readers know.
+            forward = token or f"f/{position or 0:020d}"
             backward = f"b/{(position or 0) + 1:020d}"
+        else:
+            # At the start: the backward token comes back, and reading forward starts here.
+            first = position if position is not None else (self._last_id(stream.id) + 1)
+            forward = f"f/{max(first - 1, 0):020d}"
+            backward = token or f"b/{first:020d}"
         return {
             "events": [
                 {"timestamp": r.timestamp, "message": r.message, "ingestionTime": r.ingestion_time}
@@ -146,6 +150,10 @@ class LogsService:
             "nextForwardToken": forward,
             "nextBackwardToken": backward,
         }
+
+    def _last_id(self, stream_id: int) -> int:
+        newest = self.logs.events([stream_id], limit=1, newest_first=True)
+        return newest[0].id if newest else 0
 
     # -- FilterLogEvents -----------------------------------------------------------------------
 
@@ -174,7 +182,8 @@ class LogsService:
                 list(by_id),
                 after_id=cursor,
                 start_ms=params.get("startTime"),
-                end_ms=params.get("endTime"),
+                # FilterLogEvents' endTime is inclusive, unlike GetLogEvents' (CloudWatch docs).
+                end_ms=None if params.get("endTime") is None else params["endTime"] + 1,
                 limit=5000,
             )
             if not batch:

@@ -130,6 +130,8 @@ def plan_transition(
     current = job.secondary_status
     if not can_move(current, new):
         raise TransitionNotAllowed(job.name, current, new)
+    if current == new and current in TERMINAL_SECONDARY:
+        return job
     now = round(now, 3)
     transitions = list(job.transitions)
     if current == new and transitions:

@@ -72,7 +72,7 @@ def parse_location(uri: str) -> Location:
             bucket, _, key = path.partition("/")
             if bucket:
                 return Location(Scheme.S3, bucket, key)
-        elif ".s3." in host or host.endswith(".s3.amazonaws.com"):
+        elif ".s3." in host and host.endswith((".amazonaws.com", ".amazonaws.com.cn")):
             return Location(Scheme.S3, host.split(".s3.", 1)[0], path)
         raise BadLocation(f"not an S3 URL: {uri!r}")
     raise BadLocation(f"not an S3 URI or an absolute local path: {uri!r}")
