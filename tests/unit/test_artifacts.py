@@ -10,8 +10,6 @@ import tarfile
 import threading
 from pathlib import Path
 
-import pytest
-
 from trainforge.runtime.artifacts import (
     algorithm_failure_reason,
     has_content,
