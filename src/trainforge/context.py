@@ -66,6 +66,7 @@ class Context:
             stop_grace_seconds=self.settings.stop_grace_seconds,
             instance_label=self.instance_label,
             keep_containers=self.settings.keep_containers,
+            keep_workspaces=self.settings.keep_workspaces,
             log_flush_seconds=self.settings.log_flush_seconds,
             container_env=self.container_env,
         )

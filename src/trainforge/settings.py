@@ -41,7 +41,7 @@ class Settings:
     # The caller's AWS credentials reach containers only when asked for (SDK local mode's leak).
     pass_aws_credentials: bool = False
     keep_containers: bool = False
-    keep_workspaces: bool = True
+    keep_workspaces: bool = False
     # Where `trainforge serve` listens, and where the CLI finds a running server.
     host: str = "127.0.0.1"
     port: int = 8443

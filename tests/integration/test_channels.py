@@ -114,12 +114,13 @@ def test_local_channel_is_mounted_read_only_without_a_copy(
     request = script_job(
         images["busybox"], home, WRITE_SCRIPT, channels=[channel("train", f"file://{data}")]
     )
-    result = run_job(home, request)
+    result = run_job(home, request, TRAINFORGE_KEEP_WORKSPACES="true")
     assert result.status == "Completed", result.stderr
     assert log_messages(home, request["TrainingJobName"]) == ["READ-ONLY", "KEPT"]
     assert sorted(p.name for p in data.iterdir()) == ["a.csv"]
-    staged = home / "jobs" / request["TrainingJobName"] / "channels"
-    assert not any(staged.rglob("a.csv")), "a local channel must not be copied"
+    workspace = home / "jobs" / request["TrainingJobName"]
+    assert (workspace / "hosts" / "algo-1" / "input" / "config" / "resourceconfig.json").exists()
+    assert not any(workspace.rglob("a.csv")), "a local channel must not be copied"
 
 
 def test_single_file_local_channel_mounts_only_that_file(

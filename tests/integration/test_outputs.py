@@ -62,6 +62,9 @@ def test_no_output_archive_when_output_data_is_empty(images: dict[str, str], hom
     request = script_job(images["busybox"], home, MODEL_SCRIPT, output=f"file://{home / 'out'}")
     result = run_job(home, request)
     assert result.status == "Completed", result.stderr
+    # The job's host directories are gone once it has ended, as an instance's storage is.
+    assert (home / "jobs").exists()
+    assert not (home / "jobs" / request["TrainingJobName"]).exists()
     produced = home / "out" / request["TrainingJobName"] / "output"
     assert sorted(p.name for p in produced.iterdir()) == ["model.tar.gz"]
     assert _members((produced / "model.tar.gz").read_bytes())["weights.bin"] == b"weights\n"

@@ -9,6 +9,7 @@ written until then are still collected. A worker that takes over a job whose wor
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import secrets
 import threading
@@ -110,6 +111,7 @@ class RuntimeConfig:
     stop_grace_seconds: float
     instance_label: str
     keep_containers: bool = False
+    keep_workspaces: bool = False
     log_flush_seconds: float = 0.2
     container_env: Callable[[], Mapping[str, str]] = dict
 
@@ -134,6 +136,14 @@ class JobRunner:
 
     def run(self, spec: JobSpec, reporter: Reporter, control: StopControl) -> Outcome:
         workspace = Workspace.at(self.config.jobs_dir, spec)
+        try:
+            return self._run(spec, workspace, reporter, control)
+        finally:
+            self._release(workspace)
+
+    def _run(
+        self, spec: JobSpec, workspace: Workspace, reporter: Reporter, control: StopControl
+    ) -> Outcome:
         started = reporter.phase(Phase.DOWNLOADING_DATA)
         deadline = started + spec.max_runtime_seconds
         watch = _Watch(control, deadline)
@@ -186,7 +196,17 @@ class JobRunner:
         watch = _Watch(control, training_start_time + spec.max_runtime_seconds)
         if stopping:
             watch.reason = Phase.STOPPING
-        return self._watch_and_collect(spec, workspace, list(running), reporter, watch)
+        try:
+            return self._watch_and_collect(spec, workspace, list(running), reporter, watch)
+        finally:
+            self._release(workspace)
+
+    def _release(self, workspace: Workspace) -> None:
+        """The job's host directories go once the job has ended, as a SageMaker instance's
+        storage does (the artifacts are uploaded by then); TRAINFORGE_KEEP_WORKSPACES keeps them.
+        A worker that dies never gets here, so a job taken over finds its workspace intact."""
+        if not self.config.keep_workspaces:
+            workspace.remove()
 
     # -- launch ----------------------------------------------------------------------------
 
@@ -350,6 +370,13 @@ class JobRunner:
                         self.engine.signal(container.container_id, "SIGKILL")
                     killed = True
                 done.clear()
+        except BaseException:
+            # Something of ours broke (the engine went away, say): the containers must not run
+            # on unwatched. The job is recorded as failed by the caller.
+            for container in running:
+                with contextlib.suppress(EngineError):
+                    self.engine.signal(container.container_id, "SIGKILL")
+            raise
         finally:
             for thread in waiters:
                 thread.join(timeout=30)
