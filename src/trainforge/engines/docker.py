@@ -29,6 +29,7 @@ from trainforge.engines.base import (
     ImageInfo,
     LogLine,
 )
+from trainforge.engines.gpus import nvidia_gpus
 from trainforge.errors import ContainerStartError, EngineError, ImageNotFound
 
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -378,24 +379,12 @@ class DockerEngine:
         return float(self._info().get("NCPU") or os.cpu_count() or 1)
 
     def gpu_count(self) -> int:
-        """NVIDIA GPUs this engine can hand to containers (0 without the NVIDIA runtime)."""
+        """NVIDIA GPUs this engine can hand to containers: the machine's, when the engine runs
+        here (a remote engine's GPUs are not known, so none are counted)."""
         if self._gpus is None:
-            self._gpus = _count_nvidia_gpus() if self._has_nvidia_runtime() else 0
+            host = os.environ.get("DOCKER_HOST", "")
+            self._gpus = len(nvidia_gpus()) if not host or host.startswith("unix://") else 0
         return self._gpus
-
-    def _has_nvidia_runtime(self) -> bool:
-        try:
-            info = self._info()
-        except (EngineError, *_CONNECTION_ERRORS):
-            return False
-        return "nvidia" in (info.get("Runtimes") or {}) or bool(os.path.exists("/dev/nvidia0"))
-
-
-def _count_nvidia_gpus() -> int:
-    count = 0
-    while os.path.exists(f"/dev/nvidia{count}"):
-        count += 1
-    return count
 
 
 def _mount(mount: BindMount) -> docker.types.Mount:
