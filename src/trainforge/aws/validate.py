@@ -16,7 +16,7 @@ constraints are reported once per map as ``Map keys must satisfy constraint: [..
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import regex
@@ -199,47 +199,52 @@ class Validator:
                 self._value(value_shape, item, item_path, found)
 
     @staticmethod
-    def _length_failures(shape: Shape, length: int) -> list[str]:
+    def _length_rules(shape: Shape) -> list[tuple[str, Callable[[int], bool]]]:
         meta = shape.metadata
-        failures = []
-        if "max" in meta and length > meta["max"]:
-            failures.append(f"Member must have length less than or equal to {meta['max']}")
-        if "min" in meta and length < meta["min"]:
-            failures.append(f"Member must have length greater than or equal to {meta['min']}")
-        return failures
-
-    def _string_failures(self, shape: Shape, value: str) -> list[str]:
-        failures = self._length_failures(shape, len(value))
-        pattern = shape.metadata.get("pattern")
-        if pattern is not None and not _compiled(pattern).fullmatch(value):
-            extra = self._also_accept.get(shape.name)
-            if extra is None or not _compiled(extra).fullmatch(value):
-                failures.append(
-                    "Member must satisfy regular expression pattern: "
-                    + pattern_for_message(pattern)
-                )
-        enum = shape.metadata.get("enum")
-        if enum and value not in enum:
-            failures.append("Member must satisfy enum value set: [" + ", ".join(enum) + "]")
-        return failures
-
-    @staticmethod
-    def _all_string_rules(shape: Shape) -> list[str]:
-        meta = shape.metadata
-        rules = []
+        rules: list[tuple[str, Callable[[int], bool]]] = []
         if "max" in meta:
-            rules.append(f"Member must have length less than or equal to {meta['max']}")
-        if "min" in meta:
-            rules.append(f"Member must have length greater than or equal to {meta['min']}")
-        if "pattern" in meta:
+            top = meta["max"]
             rules.append(
-                "Member must satisfy regular expression pattern: "
-                + pattern_for_message(meta["pattern"])
+                (f"Member must have length less than or equal to {top}", lambda n: n <= top)
             )
+        if "min" in meta:
+            low = meta["min"]
+            rules.append(
+                (f"Member must have length greater than or equal to {low}", lambda n: n >= low)
+            )
+        return rules
+
+    def _length_failures(self, shape: Shape, length: int) -> list[str]:
+        return [text for text, holds in self._length_rules(shape) if not holds(length)]
+
+    def _string_rules(self, shape: Shape) -> list[tuple[str, Callable[[str], bool]]]:
+        """Every rule a string of this shape must keep, in the order AWS lists them."""
+        rules: list[tuple[str, Callable[[str], bool]]] = [
+            (text, _on_length(holds)) for text, holds in self._length_rules(shape)
+        ]
+        pattern = shape.metadata.get("pattern")
+        if pattern is not None:
+            extra = self._also_accept.get(shape.name)
+
+            def matches(value: str) -> bool:
+                if _compiled(pattern).fullmatch(value):
+                    return True
+                return extra is not None and bool(_compiled(extra).fullmatch(value))
+
+            text = "Member must satisfy regular expression pattern: " + pattern_for_message(pattern)
+            rules.append((text, matches))
         enum = shape.metadata.get("enum")
         if enum:
-            rules.append("Member must satisfy enum value set: [" + ", ".join(enum) + "]")
+            allowed = frozenset(enum)
+            text = "Member must satisfy enum value set: [" + ", ".join(enum) + "]"
+            rules.append((text, lambda v: v in allowed))
         return rules
+
+    def _string_failures(self, shape: Shape, value: str) -> list[str]:
+        return [text for text, holds in self._string_rules(shape) if not holds(value)]
+
+    def _all_string_rules(self, shape: Shape) -> list[str]:
+        return [text for text, _ in self._string_rules(shape)]
 
     @staticmethod
     def _range_failures(shape: Shape, value: float) -> list[str]:
@@ -250,6 +255,10 @@ class Validator:
         if "min" in meta and value < meta["min"]:
             failures.append(f"Member must have value greater than or equal to {meta['min']}")
         return failures
+
+
+def _on_length(holds: Callable[[int], bool]) -> Callable[[str], bool]:
+    return lambda value: holds(len(value))
 
 
 def format_errors(errors: list[str]) -> str:

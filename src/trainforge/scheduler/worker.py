@@ -23,7 +23,12 @@ from trainforge.runtime.execute import (
 )
 from trainforge.runtime.jobspec import JobSpec
 from trainforge.service.records import ContainerRef, TrainingJob
-from trainforge.service.status import MESSAGES, SecondaryStatus, TransitionNotAllowed
+from trainforge.service.status import (
+    MESSAGES,
+    RUNNING_SECONDARY,
+    SecondaryStatus,
+    TransitionNotAllowed,
+)
 from trainforge.store.jobs import JobStore
 from trainforge.store.logs import LogStore
 
@@ -33,14 +38,7 @@ MAX_EVENT_CHARS = 256 * 1024 - 26
 Echo = Callable[[str, str], None]
 """(host, line) → shown to a person as the line arrives (``trainforge run``)."""
 
-_RUNNING = (
-    SecondaryStatus.STARTING,
-    SecondaryStatus.PENDING,
-    SecondaryStatus.DOWNLOADING,
-    SecondaryStatus.TRAINING,
-    SecondaryStatus.UPLOADING,
-    SecondaryStatus.RESTARTING,
-)
+_RUNNING = RUNNING_SECONDARY
 _PHASES = {
     Phase.DOWNLOADING_DATA: (SecondaryStatus.DOWNLOADING, MESSAGES["downloading_data"]),
     Phase.DOWNLOADING_IMAGE: (SecondaryStatus.DOWNLOADING, MESSAGES["downloading_image"]),

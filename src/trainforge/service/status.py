@@ -86,6 +86,8 @@ PRIMARY_OF: dict[SecondaryStatus, TrainingJobStatus] = {
 }
 
 TERMINAL_SECONDARY = frozenset({S.COMPLETED, S.FAILED, S.STOPPED, S.MAX_RUNTIME_EXCEEDED})
+# The secondary statuses a job can be stopped from and a runtime phase can move on from.
+RUNNING_SECONDARY = (S.STARTING, S.PENDING, S.DOWNLOADING, S.TRAINING, S.UPLOADING, S.RESTARTING)
 TERMINAL = frozenset({P.COMPLETED, P.FAILED, P.STOPPED})
 
 _ENDINGS = {S.STOPPING, S.FAILED}

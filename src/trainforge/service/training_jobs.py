@@ -24,6 +24,7 @@ from trainforge.service import mapping
 from trainforge.service.records import QueueState, Schedule, TrainingJob, Transition
 from trainforge.service.status import (
     MESSAGES,
+    RUNNING_SECONDARY,
     SecondaryStatus,
     TrainingJobStatus,
 )
@@ -228,14 +229,7 @@ class TrainingJobService:
         return {}
 
 
-_RUNNING = (
-    SecondaryStatus.STARTING,
-    SecondaryStatus.PENDING,
-    SecondaryStatus.DOWNLOADING,
-    SecondaryStatus.TRAINING,
-    SecondaryStatus.UPLOADING,
-    SecondaryStatus.RESTARTING,
-)
+_RUNNING = RUNNING_SECONDARY
 
 
 def _encode_token(key: tuple[Any, ...], sort_by: str, descending: bool) -> str:
