@@ -207,3 +207,24 @@ def test_missing_local_path_is_refused_at_create(images: dict[str, str], home: P
     assert result.returncode == 254
     assert "ValidationException" in result.stderr
     assert str(home / "absent") in result.stderr
+
+
+def test_unreachable_s3_is_a_validation_error_that_says_why(
+    images: dict[str, str], home: Path
+) -> None:
+    request = job_request(
+        images["busybox"],
+        f"file://{home / 'out'}",
+        channels=[channel("train", "s3://some-bucket/train/")],
+    )
+    result = run_job(home, request, AWS_ENDPOINT_URL_S3="http://127.0.0.1:9")
+    assert result.returncode == 254
+    assert (
+        "An error occurred (ValidationException) when calling the CreateTrainingJob operation: "
+        in result.stderr
+    )
+    assert (
+        'Cannot read the input data of channel "train" at "s3://some-bucket/train/"'
+        in result.stderr
+    )
+    assert "AWS_ENDPOINT_URL_S3" in result.stderr

@@ -152,3 +152,40 @@ def test_strict_admission_refuses_what_can_never_fit(
         assert wait_for_job(sm, fitting["TrainingJobName"])["TrainingJobStatus"] == "Completed"
     finally:
         server.stop()
+
+
+def test_a_waiting_job_can_be_stopped_behind_one_that_cannot_start(
+    images: dict[str, str], home: Path, tmp_path: Path
+) -> None:
+    server = start_server(
+        home, TRAINFORGE_CAPACITY_CPUS="2", TRAINFORGE_CAPACITY_MEMORY_MIB=str(16 * 1024)
+    )
+    try:
+        sm = server.client("sagemaker")
+        running = job_request(
+            images["busybox"], f"file://{tmp_path}", entrypoint=["/bin/sleep", "30"]
+        )
+        head = job_request(images["argv"], f"file://{tmp_path}")
+        behind = job_request(images["argv"], f"file://{tmp_path}")
+        for request in (running, head, behind):
+            sm.create_training_job(**request)
+        wait_for_job(sm, running["TrainingJobName"], ("InProgress",))
+        deadline = time.monotonic() + 20
+        while (
+            sm.describe_training_job(TrainingJobName=behind["TrainingJobName"])["SecondaryStatus"]
+            != "Pending"
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        sm.stop_training_job(TrainingJobName=behind["TrainingJobName"])
+        stopped = wait_for_job(sm, behind["TrainingJobName"], timeout=10)
+        assert (stopped["TrainingJobStatus"], stopped["SecondaryStatus"]) == ("Stopped", "Stopped")
+        assert "TrainingStartTime" not in stopped
+        assert (
+            sm.describe_training_job(TrainingJobName=head["TrainingJobName"])["SecondaryStatus"]
+            == "Pending"
+        )
+        sm.stop_training_job(TrainingJobName=running["TrainingJobName"])
+        assert wait_for_job(sm, head["TrainingJobName"])["TrainingJobStatus"] == "Completed"
+    finally:
+        server.stop()

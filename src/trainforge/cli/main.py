@@ -7,6 +7,7 @@ when one is configured, and to the local store otherwise; ``run`` always runs th
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -152,6 +153,9 @@ def _streams(client: Client, name: str) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in ("describe", "list", "logs"):
+        # `trainforge list | head` should end quietly, as Unix tools do.
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
         settings = load_settings()
         if args.command == "run":

@@ -43,7 +43,8 @@ def load_cli_input(value: str) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValidationError(f"--cli-input-json is not valid JSON: {exc}") from exc
+        hint = f" (to read the file, write file://{value})" if Path(value).is_file() else ""
+        raise ValidationError(f"--cli-input-json is not valid JSON: {exc}{hint}") from exc
     if not isinstance(data, dict):
         raise ValidationError(
             "--cli-input-json must be a JSON object (a CreateTrainingJob request)."
@@ -140,9 +141,8 @@ def run_command(context: Context, cli_input: str, name_override: str | None) -> 
         keeper.close()
     job = finished[0] if finished else context.jobs.get(name)
     assert job is not None
-    console(
-        "trainforge", f"[trainforge] Training job {name}: {job.status} ({job.secondary_status})."
-    )
+    detail = "" if job.secondary_status.value == job.status.value else f" ({job.secondary_status})"
+    console("trainforge", f"[trainforge] Training job {name}: {job.status}{detail}.")
     if job.failure_reason and job.status.value == "Failed":
         console("trainforge", f"[trainforge] FailureReason: {job.failure_reason}")
     print_result(

@@ -135,15 +135,10 @@ class JobRunner:
     # -- entry points ----------------------------------------------------------------------
 
     def run(self, spec: JobSpec, reporter: Reporter, control: StopControl) -> Outcome:
+        """Run the job to its outcome. The caller records the outcome, then calls ``release``:
+        containers and workspace stay until the outcome is stored, so a worker that dies in
+        between leaves a job that can be taken over and collected again."""
         workspace = Workspace.at(self.config.jobs_dir, spec)
-        try:
-            return self._run(spec, workspace, reporter, control)
-        finally:
-            self._release(workspace)
-
-    def _run(
-        self, spec: JobSpec, workspace: Workspace, reporter: Reporter, control: StopControl
-    ) -> Outcome:
         started = reporter.phase(Phase.DOWNLOADING_DATA)
         deadline = started + spec.max_runtime_seconds
         watch = _Watch(control, deadline)
@@ -196,17 +191,21 @@ class JobRunner:
         watch = _Watch(control, training_start_time + spec.max_runtime_seconds)
         if stopping:
             watch.reason = Phase.STOPPING
-        try:
-            return self._watch_and_collect(spec, workspace, list(running), reporter, watch)
-        finally:
-            self._release(workspace)
+        return self._watch_and_collect(spec, workspace, list(running), reporter, watch)
 
-    def _release(self, workspace: Workspace) -> None:
-        """The job's host directories go once the job has ended, as a SageMaker instance's
-        storage does (the artifacts are uploaded by then); TRAINFORGE_KEEP_WORKSPACES keeps them.
-        A worker that dies never gets here, so a job taken over finds its workspace intact."""
+    def release(self, spec: JobSpec) -> None:
+        """After the outcome is recorded: remove the job's containers and network, and its host
+        directories, as a SageMaker instance's storage goes with it (the artifacts are uploaded
+        by then). TRAINFORGE_KEEP_CONTAINERS and TRAINFORGE_KEEP_WORKSPACES keep them."""
+        if not self.config.keep_containers:
+            labels = self._labels(spec, None)
+            with contextlib.suppress(EngineError):
+                for found in self.engine.find(labels):
+                    self.engine.remove(found.id)
+                if len(spec.hosts) > 1:
+                    self.engine.remove_networks(labels)
         if not self.config.keep_workspaces:
-            workspace.remove()
+            Workspace.at(self.config.jobs_dir, spec).remove()
 
     # -- launch ----------------------------------------------------------------------------
 
@@ -246,7 +245,8 @@ class JobRunner:
                     self._launch_host(spec, hw, mounts, reporter, entrypoint, command, env, network)
                 )
         except EngineError:
-            self._cleanup(spec, launched)
+            # Remove what did start; the others never will.
+            self.release_containers(launched)
             raise
         return launched
 
@@ -384,9 +384,7 @@ class JobRunner:
                 reporter.warning(f"Reading the container output failed: {error}")
         states = {c.host: self.engine.state(c.container_id) for c in running}
         outcome = self._outcome(spec, workspace, exit_codes, states, watch)
-        outcome = self._collect(spec, workspace, outcome, reporter)
-        self._cleanup(spec, running)
-        return outcome
+        return self._collect(spec, workspace, outcome, reporter)
 
     def _outcome(
         self,
@@ -432,16 +430,10 @@ class JobRunner:
             )
         return outcome
 
-    def _cleanup(self, spec: JobSpec, running: Sequence[RunningContainer]) -> None:
-        if self.config.keep_containers:
-            return
-        try:
+    def release_containers(self, running: Sequence[RunningContainer]) -> None:
+        with contextlib.suppress(EngineError):
             for container in running:
                 self.engine.remove(container.container_id)
-            if len(spec.hosts) > 1:
-                self.engine.remove_networks(self._labels(spec, None))
-        except EngineError:
-            pass
 
 
 def container_invocation(spec: JobSpec) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:

@@ -114,7 +114,16 @@ class Stager:
                     )
                 continue
             store = self.storage.store_for(location)
-            if next(iter(store.list(location)), None) is None:
+            try:
+                first = next(iter(store.list(location)), None)
+            except StorageError as exc:
+                return (
+                    f'Cannot read the input data of channel "{channel.name}" at "{channel.uri}": '
+                    f"{exc}. trainforge reads S3 with the AWS configuration of the process that "
+                    "runs it (credentials, profile, AWS_ENDPOINT_URL_S3): set it where `trainforge "
+                    "serve` or `trainforge run` runs."
+                )
+            if first is None:
                 return no_objects_message(channel.uri, spec.region, spec.role_arn, location.bucket)
         return None
 

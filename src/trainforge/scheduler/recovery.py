@@ -10,12 +10,14 @@ cursor; if any is gone, or none was ever launched, the job fails: it is never ru
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from trainforge.engines.base import Engine
 from trainforge.runtime.execute import Outcome, OutcomeKind, RunningContainer
 from trainforge.scheduler.leases import owner_is_dead
 from trainforge.scheduler.worker import finish
+from trainforge.service.records import TrainingJob
 from trainforge.store.jobs import JobStore
 
 GONE_REASON = (
@@ -32,10 +34,15 @@ class Orphan:
 
 
 def take_over_orphans(
-    jobs: JobStore, engine: Engine, owner: str, lease_seconds: float, instance_label: str
+    jobs: JobStore,
+    engine: Engine,
+    owner: str,
+    lease_seconds: float,
+    instance_label: str,
+    release: Callable[[TrainingJob], None] = lambda job: None,
 ) -> list[Orphan]:
     """Claim every job whose worker is gone; end the ones that cannot be resumed. Returns the
-    jobs to resume."""
+    jobs to resume. ``release`` clears an ended job's containers and workspace."""
     now = time.time()
     resumable = []
     candidates = [s for s in jobs.claimed() if s.lease_owner != owner]
@@ -50,6 +57,8 @@ def take_over_orphans(
         if job is None:
             continue
         if job.is_terminal:
+            # Its worker recorded the end, then died before clearing up.
+            release(job)
             jobs.release(job.name, owner)
             continue
         stored = {ref.host: ref for ref in jobs.containers(job.name)}
@@ -77,6 +86,9 @@ def take_over_orphans(
             detail = "Docker no longer has them"
         else:
             detail = "it stopped before any container was started"
-        finish(jobs, job.name, Outcome(OutcomeKind.FAILED, GONE_REASON.format(detail=detail)))
+        ended = finish(
+            jobs, job.name, Outcome(OutcomeKind.FAILED, GONE_REASON.format(detail=detail))
+        )
+        release(ended)
         jobs.release(job.name, owner)
     return resumable

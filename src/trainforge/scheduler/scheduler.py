@@ -18,6 +18,7 @@ from trainforge.scheduler.capacity import Capacity, allocate, assign_gpus, fits
 from trainforge.scheduler.leases import owner_id
 from trainforge.scheduler.recovery import Orphan, take_over_orphans
 from trainforge.scheduler.worker import JobExecution, LeaseKeeper, StoreStopControl, finish
+from trainforge.service.records import TrainingJob
 from trainforge.service.status import MESSAGES, SecondaryStatus
 
 log = logging.getLogger("trainforge.scheduler")
@@ -105,6 +106,7 @@ class Scheduler:
             self.owner,
             self.lease_seconds,
             self.instance_label,
+            release=lambda job: self.execution.runner.release(self.execution.spec(job, None)),
         )
         for orphan in orphans:
             log.info("resuming %s with its running containers", orphan.name)
@@ -112,33 +114,42 @@ class Scheduler:
 
     def admit(self) -> None:
         queued = self.jobs.queued(limit=200)
+        blocked = False
         for schedule in queued:
             job = self.jobs.get(schedule.name)
             if job is None:
                 continue
             if job.stop_requested:
+                # Stopped while waiting: it ends now, even behind a job that cannot start yet.
                 finish(self.jobs, job.name, Outcome(OutcomeKind.STOPPED))
                 continue
+            if blocked:
+                self._pending(job)
+                continue
             if self.max_concurrent_jobs and len(self.running) >= self.max_concurrent_jobs:
-                self._pending(job.name)
-                return
+                self._pending(job)
+                blocked = True
+                continue
             allocation = allocate(job.request, self.capacity)
             in_use = self.jobs.claimed_resources()
             if not fits(allocation, in_use, self.capacity):
-                self._pending(job.name)
-                return
+                self._pending(job)
+                blocked = True
+                continue
             resources = allocation.resources(assign_gpus(allocation, in_use, self.capacity))
             if not self.jobs.claim(job.name, self.owner, self.lease_seconds, resources):
                 continue
             self._start(job.name, resources, None, allocation.warnings)
 
-    def _pending(self, name: str) -> None:
-        self.jobs.transition(
-            name,
-            SecondaryStatus.PENDING,
-            MESSAGES["pending"],
-            only_from=(SecondaryStatus.STARTING,),
-        )
+    def _pending(self, job: TrainingJob) -> None:
+        """Waiting for capacity: Pending, once (a job already Pending costs no write)."""
+        if job.secondary_status is SecondaryStatus.STARTING:
+            self.jobs.transition(
+                job.name,
+                SecondaryStatus.PENDING,
+                MESSAGES["pending"],
+                only_from=(SecondaryStatus.STARTING,),
+            )
 
     def _start(
         self,

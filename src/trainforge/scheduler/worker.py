@@ -76,7 +76,10 @@ class JobReporter:
         only_from: Sequence[SecondaryStatus] = _RUNNING
         if status is SecondaryStatus.STOPPING:
             only_from = (*_RUNNING, SecondaryStatus.STOPPING)
-        self.jobs.transition(self.job, status, message, only_from=only_from, now=now)
+        before = self.jobs.get(self.job)
+        moved = self.jobs.transition(self.job, status, message, only_from=only_from, now=now)
+        if self.echo is not None and before is not None and moved.transitions != before.transitions:
+            self.echo("trainforge", f"[trainforge] {moved.secondary_status} - {message}")
         return round(now, 3)
 
     def stream_opened(self, host: str, stream: str) -> None:
@@ -232,6 +235,7 @@ class JobExecution:
                 if not job.is_terminal
                 else job
             )
+        spec = self.spec(job, resources)
         try:
             self.jobs.transition(
                 name,
@@ -239,7 +243,6 @@ class JobExecution:
                 MESSAGES["preparing"],
                 only_from=(SecondaryStatus.STARTING, SecondaryStatus.PENDING),
             )
-            spec = self.spec(job, resources)
             outcome = self.runner.run(spec, reporter, control)
         except TransitionNotAllowed:
             outcome = Outcome(OutcomeKind.STOPPED)
@@ -248,7 +251,9 @@ class JobExecution:
                 OutcomeKind.FAILED,
                 f"InternalServerError: trainforge failed running the job: {exc!r}",
             )
-        return finish(self.jobs, name, outcome)
+        ended = finish(self.jobs, name, outcome)
+        self.runner.release(spec)
+        return ended
 
     def resume(
         self,
@@ -263,8 +268,8 @@ class JobExecution:
         reporter = JobReporter(self.jobs, self.logs, name, echo)
         for container in running:
             reporter.attach_stream(container.host, container.stream)
+        spec = self.spec(job, resources)
         try:
-            spec = self.spec(job, resources)
             outcome = self.runner.resume(
                 spec,
                 running,
@@ -278,7 +283,9 @@ class JobExecution:
                 OutcomeKind.FAILED,
                 f"InternalServerError: trainforge failed resuming the job: {exc!r}",
             )
-        return finish(self.jobs, name, outcome)
+        ended = finish(self.jobs, name, outcome)
+        self.runner.release(spec)
+        return ended
 
     def spec(self, job: TrainingJob, resources: dict[str, object] | None) -> JobSpec:
         spec = JobSpec.from_request(job.name, job.arn, self.region, job.request)
