@@ -202,6 +202,8 @@ def trainforge_server(home: Path | None = None, **settings: str) -> Iterator[Tra
 
 
 def fmt_seconds(value: float) -> str:
+    if value < 0.001:
+        return f"{value * 1e6:.0f} µs"
     if value < 0.1:
         return f"{value * 1000:.1f} ms"
     return f"{value:.3f} s"

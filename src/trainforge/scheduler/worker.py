@@ -229,12 +229,11 @@ class JobExecution:
         reporter = JobReporter(self.jobs, self.logs, name, echo)
         for warning in warnings:
             reporter.warning(warning)
-        if job.stop_requested or job.is_terminal:
-            return (
-                finish(self.jobs, name, Outcome(OutcomeKind.STOPPED))
-                if not job.is_terminal
-                else job
-            )
+        if job.is_terminal:
+            return job
+        if job.stop_requested:
+            # Stopped before it started: nothing ran, nothing to collect.
+            return finish(self.jobs, name, Outcome(OutcomeKind.STOPPED))
         spec = self.spec(job, resources)
         try:
             self.jobs.transition(
