@@ -1,0 +1,1 @@
+"""The ``trainforge`` command line. Nothing imports this package."""

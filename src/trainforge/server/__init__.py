@@ -1,1 +1,2 @@
-"""trainforge."""
+"""The HTTP server (``trainforge serve``): ASGI wiring and its composition. Nothing imports this
+package."""

@@ -1,1 +1,2 @@
-"""trainforge."""
+"""SageMaker semantics of the training job and CloudWatch Logs operations, over the store. No
+HTTP, no Docker."""
