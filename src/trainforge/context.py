@@ -94,7 +94,7 @@ class Context:
         gpus = settings.capacity_gpus
         if gpus is None:
             try:
-                gpus = self.engine.gpu_count()
+                gpus = self.engine.gpu_count() if self.engine.supports_gpus else 0
             except EngineError:
                 gpus = 0
         return machine_capacity(settings.capacity_cpus, settings.capacity_memory_mib, gpus)

@@ -33,10 +33,6 @@ class ResourceInUse(ServiceError):
     code = "ResourceInUse"
 
 
-class ResourceNotFound(ServiceError):
-    code = "ResourceNotFound"
-
-
 class ResourceLimitExceeded(ServiceError):
     code = "ResourceLimitExceeded"
 
@@ -55,10 +51,6 @@ class SerializationError(ServiceError):
 
 class UnknownOperation(ServiceError):
     code = "UnknownOperationException"
-
-
-class AccessDenied(ServiceError):
-    code = "AccessDeniedException"
 
 
 class MissingAuthenticationToken(ServiceError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,6 @@ class Settings:
     server_url: str | None = None
     strict_admission: bool = False
     access_keys: tuple[AccessKey, ...] = ()
-    require_auth: bool | None = None
     max_concurrent_jobs: int = 0
     capacity_cpus: float | None = None
     capacity_memory_mib: int | None = None
@@ -56,7 +55,6 @@ class Settings:
     lease_seconds: float = 30.0
     heartbeat_seconds: float = 5.0
     log_flush_seconds: float = 0.2
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def db_path(self) -> Path:
@@ -81,7 +79,6 @@ _FIELDS: dict[str, type] = {
     "port": int,
     "server_url": str,
     "strict_admission": bool,
-    "require_auth": bool,
     "max_concurrent_jobs": int,
     "capacity_cpus": float,
     "capacity_memory_mib": int,

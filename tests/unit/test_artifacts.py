@@ -12,7 +12,6 @@ from pathlib import Path
 
 from trainforge.runtime.artifacts import (
     algorithm_failure_reason,
-    has_content,
     merged_tree,
     read_failure,
     write_tar_gz,
@@ -102,7 +101,6 @@ def test_merged_tree_root_that_is_a_symlink_is_skipped(tmp_path: Path) -> None:
     skipped: list[str] = []
     assert relatives([linked], skipped) == []
     assert skipped == [str(linked)]
-    assert not has_content([linked])
 
 
 def test_merged_tree_keeps_links_as_links(tmp_path: Path) -> None:
@@ -133,14 +131,6 @@ def test_merged_tree_skips_special_files(tmp_path: Path) -> None:
     skipped: list[str] = []
     assert relatives([root], skipped) == ["a"]
     assert skipped == ["pipe"]
-
-
-def test_has_content(tmp_path: Path) -> None:
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    assert not has_content([empty, tmp_path / "missing"])
-    (empty / "sub").mkdir()
-    assert has_content([empty])
 
 
 # -- write_tar_gz ----------------------------------------------------------------------------

@@ -145,7 +145,6 @@ def test_config_file(tmp_path: Path) -> None:
     assert settings.port == 9100
     assert settings.capacity_gpus == 2
     assert settings.access_keys == (AccessKey("FILEKEY", "filesecret"),)
-    assert settings.extra == {}
 
 
 def test_environment_wins_over_the_config_file(tmp_path: Path) -> None:

@@ -210,19 +210,6 @@ def test_transition_uses_the_clock_when_now_is_omitted(store: JobStore) -> None:
     assert round(before, 3) <= moved.last_modified_time <= round(after, 3) + 0.001
 
 
-def test_names_in_status_and_final_metrics(store: JobStore) -> None:
-    add(store, "b", 2.0)
-    add(store, "a", 1.0)
-    add(store, "c", 3.0)
-    store.transition("c", S.FAILED, "f", now=5.0)
-    assert store.names_in_status([P.IN_PROGRESS]) == ["a", "b"]
-    assert store.names_in_status([P.IN_PROGRESS, P.FAILED]) == ["a", "b", "c"]
-    store.set_final_metrics("a", [{"MetricName": "acc", "Value": 1.0}])
-    stored = store.get("a")
-    assert stored is not None
-    assert stored.final_metrics == [{"MetricName": "acc", "Value": 1.0}]
-
-
 # -- pages ---------------------------------------------------------------------------------
 
 # name → creation time; names and times are in different orders on purpose.

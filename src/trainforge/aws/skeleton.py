@@ -60,9 +60,6 @@ class Dispatcher:
         self._handlers = dict(handlers)
         self._validator = Validator(also_accept=ALSO_ACCEPT, also_required=ALSO_REQUIRED)
 
-    def supports(self, service_name: str, operation_name: str) -> bool:
-        return (service_name, operation_name) in self._handlers
-
     def validate(self, service_name: str, operation_name: str, params: dict[str, Any]) -> None:
         operation = spec.operation(service_name, operation_name)
         if operation.input_shape is not None:

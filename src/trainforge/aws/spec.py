@@ -106,14 +106,6 @@ def service_model(service_name: str) -> ServiceModel:
     return ServiceModel(_load(service_name), service_name=service_name)
 
 
-def sagemaker_model() -> ServiceModel:
-    return service_model(SAGEMAKER)
-
-
-def logs_model() -> ServiceModel:
-    return service_model(LOGS)
-
-
 @functools.cache
 def operation(service_name: str, name: str) -> OperationModel:
     return service_model(service_name).operation_model(name)
@@ -121,10 +113,6 @@ def operation(service_name: str, name: str) -> OperationModel:
 
 def shape(service_name: str, name: str) -> Shape:
     return service_model(service_name).shape_for(name)
-
-
-def enum_values(name: str, service_name: str = SAGEMAKER) -> tuple[str, ...]:
-    return tuple(shape(service_name, name).metadata.get("enum", ()))
 
 
 def target_prefix(service_name: str) -> str:

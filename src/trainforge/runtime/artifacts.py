@@ -92,10 +92,6 @@ def merged_tree(roots: Sequence[Path], skipped: list[str] | None = None) -> list
     return [merged[key] for key in sorted(merged)]
 
 
-def has_content(roots: Sequence[Path]) -> bool:
-    return any(True for _ in merged_tree(roots))
-
-
 def _tar_header(entry: Entry) -> bytes:
     info = tarfile.TarInfo(entry.relative)
     info.mode = stat.S_IMODE(entry.info.st_mode)

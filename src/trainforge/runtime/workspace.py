@@ -19,7 +19,7 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from trainforge.runtime import contract
@@ -104,10 +104,6 @@ class HostWorkspace:
     @property
     def checkpoint_dir(self) -> Path:
         return self.root / "checkpoints"
-
-    def inside(self, container_path: PurePosixPath) -> Path:
-        """The host path behind a container path under /opt/ml."""
-        return self.root / container_path.relative_to(contract.OPT_ML)
 
 
 @dataclass(frozen=True)

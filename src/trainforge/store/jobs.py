@@ -177,14 +177,6 @@ class JobStore:
         ]
         return jobs, next_key
 
-    def names_in_status(self, statuses: Iterable[TrainingJobStatus]) -> list[str]:
-        values = [s.value for s in statuses]
-        marks = ",".join("?" * len(values))
-        rows = self.db.read().execute(
-            f"SELECT name FROM jobs WHERE status IN ({marks}) ORDER BY creation_time", values
-        )
-        return [r[0] for r in rows]
-
     def count(self) -> int:
         return int(self.db.read().execute("SELECT COUNT(*) FROM jobs").fetchone()[0])
 
@@ -260,12 +252,6 @@ class JobStore:
                 for i, t in enumerate(transitions)
             ],
         )
-
-    def set_final_metrics(self, name: str, metrics: list[dict[str, Any]]) -> None:
-        with self.db.write() as conn:
-            conn.execute(
-                "UPDATE jobs SET final_metrics = ? WHERE name = ?", (json.dumps(metrics), name)
-            )
 
     def stop_requested(self, name: str) -> bool:
         row = (

@@ -181,6 +181,3 @@ class LogStore:
         args.append(limit)
         rows = self.db.read().execute(sql, args).fetchall()
         return [EventRow(*r) for r in rows]
-
-    def streams_of_job(self, log_group: str, job: str) -> list[StreamRow]:
-        return self.streams(log_group, prefix=job + "/", limit=10000)
