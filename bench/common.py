@@ -160,17 +160,22 @@ class TrainforgeServer:
         return 0
 
     def client(self, service: str) -> Any:
-        import boto3
-        from botocore.config import Config
+        return client(service, self.url)
 
-        return boto3.client(
-            service,
-            endpoint_url=self.url,
-            region_name="us-east-1",
-            aws_access_key_id="bench",
-            aws_secret_access_key="bench",
-            config=Config(retries={"max_attempts": 2}, max_pool_connections=64),
-        )
+
+def client(service: str, endpoint: str) -> Any:
+    """A boto3 client for a benchmark's own loopback endpoint (trainforge's or moto's)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+        config=Config(retries={"max_attempts": 2}, max_pool_connections=64),
+    )
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench.common import Row, moto_server, noop_request, trainforge_server
+from bench.common import Row, client, moto_server, noop_request, trainforge_server
 
 CONNECTIONS = 32
 DURATION = "10s"
@@ -53,15 +53,7 @@ def _populate_store(home: Path, count: int) -> None:
 
 
 def _populate_moto(endpoint: str, count: int) -> None:
-    import boto3
-
-    sm = boto3.client(
-        "sagemaker",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="bench",
-        aws_secret_access_key="bench",
-    )
+    sm = client("sagemaker", endpoint)
 
     def create(i: int) -> None:
         request = noop_request(f"load-{i:05d}", "trainforge/busybox:bench", Path("/tmp"))

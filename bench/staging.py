@@ -18,6 +18,7 @@ from bench.common import (
     CACHE,
     Row,
     alternate,
+    client,
     env_with,
     fmt_seconds,
     measure,
@@ -32,15 +33,7 @@ SMALL_SIZE = 4096
 
 
 def _fill(endpoint: str, bucket: str) -> None:
-    import boto3
-
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="bench",
-        aws_secret_access_key="bench",
-    )
+    s3 = client("s3", endpoint)
     s3.create_bucket(Bucket=bucket)
     block = os.urandom(LARGE_SIZE)
     with ThreadPoolExecutor(8) as pool:

@@ -53,6 +53,12 @@ class RunningServer:
                 time.sleep(0.05)
         raise TimeoutError("trainforge serve did not answer /ping:\n" + log.read_text())
 
+    def __enter__(self) -> RunningServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(sig)

@@ -29,8 +29,7 @@ SECRET = "s3cr3t-Value-That-Must-Never-Leak/+x"
 def test_fifty_concurrent_creates_of_one_name(
     images: dict[str, str], home: Path, tmp_path: Path
 ) -> None:
-    server = start_server(home)
-    try:
+    with start_server(home) as server:
         request = job_request(images["argv"], f"file://{tmp_path}", name="only-one-wins")
 
         def create(_: int) -> str:
@@ -48,8 +47,6 @@ def test_fifty_concurrent_creates_of_one_name(
         sm = server.client("sagemaker")
         assert wait_for_job(sm, "only-one-wins")["TrainingJobStatus"] == "Completed"
         assert len(sm.list_training_jobs()["TrainingJobSummaries"]) == 1
-    finally:
-        server.stop()
 
 
 def _client(url: str, service: str, key: str, secret: str, token: str | None = None) -> Any:
@@ -67,8 +64,7 @@ def _client(url: str, service: str, key: str, secret: str, token: str | None = N
 def test_sigv4_is_verified_against_the_configured_keys(
     images: dict[str, str], home: Path, tmp_path: Path
 ) -> None:
-    server = start_server(home, TRAINFORGE_ACCESS_KEYS=f"{KEY_ID}:{SECRET}")
-    try:
+    with start_server(home, TRAINFORGE_ACCESS_KEYS=f"{KEY_ID}:{SECRET}") as server:
         good = _client(server.url, "sagemaker", KEY_ID, SECRET)
         request = job_request(
             images["argv"], f"file://{tmp_path}", Environment={"API_TOKEN": "user-visible"}
@@ -99,13 +95,10 @@ def test_sigv4_is_verified_against_the_configured_keys(
         assert SECRET not in json.dumps(described, default=str)
         assert SECRET not in server.logs()
         assert SECRET.encode() not in (home / "trainforge.db").read_bytes()
-    finally:
-        server.stop()
 
 
 def test_server_binds_loopback_by_default(home: Path) -> None:
-    server = start_server(home)
-    try:
+    with start_server(home) as server:
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", server.port)) == 0
         listening = subprocess.run(
@@ -113,8 +106,6 @@ def test_server_binds_loopback_by_default(home: Path) -> None:
         ).stdout
         local_addresses = [line.split()[3] for line in listening.splitlines()]
         assert local_addresses == [f"127.0.0.1:{server.port}"]
-    finally:
-        server.stop()
 
 
 def test_non_loopback_bind_without_keys_is_refused(home: Path) -> None:

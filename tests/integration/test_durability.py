@@ -173,12 +173,9 @@ def test_a_killed_trainforge_run_is_taken_over_by_the_server(
         assert line, "trainforge run ended early"
     run.send_signal(signal.SIGKILL)
     run.communicate(timeout=30)
-    server = start_server(home)
-    try:
+    with start_server(home) as server:
         sm, logs = server.client("sagemaker"), server.client("logs")
         described = wait_for_job(sm, request["TrainingJobName"], timeout=60)
         assert described["TrainingJobStatus"] == "Completed"
         assert _messages(logs, request["TrainingJobName"]) == ["started", "finished"]
         assert _model(tmp_path, request["TrainingJobName"]) == {"m.txt": b"m\n"}
-    finally:
-        server.stop()

@@ -37,13 +37,12 @@ def test_jobs_wait_for_capacity_and_get_their_limits(
     images: dict[str, str], home: Path, tmp_path: Path
 ) -> None:
     # A 4-CPU, 20 GiB machine: two ml.m5.large (2 vCPU, 8 GiB) fit, a third waits.
-    server = start_server(
+    with start_server(
         home,
         TRAINFORGE_CAPACITY_CPUS="4",
         TRAINFORGE_CAPACITY_MEMORY_MIB=str(20 * 1024),
         TRAINFORGE_KEEP_CONTAINERS="true",
-    )
-    try:
+    ) as server:
         sm = server.client("sagemaker")
         names = []
         for _ in range(3):
@@ -81,20 +80,17 @@ def test_jobs_wait_for_capacity_and_get_their_limits(
         assert host_config["NanoCpus"] == 2 * 10**9  # type: ignore[index]
         assert host_config["Memory"] == 8 * 1024**3  # type: ignore[index]
         assert host_config["ShmSize"] == 4 * 1024**3  # type: ignore[index]
-    finally:
-        server.stop()
 
 
 def test_a_job_larger_than_the_machine_runs_capped_with_a_warning(
     images: dict[str, str], home: Path, tmp_path: Path
 ) -> None:
-    server = start_server(
+    with start_server(
         home,
         TRAINFORGE_CAPACITY_CPUS="2",
         TRAINFORGE_CAPACITY_MEMORY_MIB=str(4 * 1024),
         TRAINFORGE_KEEP_CONTAINERS="true",
-    )
-    try:
+    ) as server:
         sm = server.client("sagemaker")
         request = job_request(images["argv"], f"file://{tmp_path}")
         request["ResourceConfig"]["InstanceType"] = "ml.p4d.24xlarge"
@@ -117,21 +113,18 @@ def test_a_job_larger_than_the_machine_runs_capped_with_a_warning(
         assert "so each container runs with at most 2 CPUs, 4096 MiB and 0 GPUs" in messages[0]
         host_config = _inspect(name)["HostConfig"]
         assert host_config["Memory"] == 4 * 1024**3  # type: ignore[index]
-    finally:
-        server.stop()
 
 
 def test_strict_admission_refuses_what_can_never_fit(
     images: dict[str, str], home: Path, tmp_path: Path
 ) -> None:
-    server = start_server(
+    with start_server(
         home,
         TRAINFORGE_STRICT_ADMISSION="true",
         TRAINFORGE_CAPACITY_CPUS="8",
         TRAINFORGE_CAPACITY_MEMORY_MIB=str(32 * 1024),
         TRAINFORGE_CAPACITY_GPUS="0",
-    )
-    try:
+    ) as server:
         sm = server.client("sagemaker")
         request = job_request(images["argv"], f"file://{tmp_path}")
         request["ResourceConfig"]["InstanceType"] = "ml.p3.2xlarge"
@@ -150,17 +143,14 @@ def test_strict_admission_refuses_what_can_never_fit(
         fitting["ResourceConfig"]["InstanceType"] = "ml.m5.xlarge"
         sm.create_training_job(**fitting)
         assert wait_for_job(sm, fitting["TrainingJobName"])["TrainingJobStatus"] == "Completed"
-    finally:
-        server.stop()
 
 
 def test_a_waiting_job_can_be_stopped_behind_one_that_cannot_start(
     images: dict[str, str], home: Path, tmp_path: Path
 ) -> None:
-    server = start_server(
+    with start_server(
         home, TRAINFORGE_CAPACITY_CPUS="2", TRAINFORGE_CAPACITY_MEMORY_MIB=str(16 * 1024)
-    )
-    try:
+    ) as server:
         sm = server.client("sagemaker")
         running = job_request(
             images["busybox"], f"file://{tmp_path}", entrypoint=["/bin/sleep", "30"]
@@ -187,5 +177,3 @@ def test_a_waiting_job_can_be_stopped_behind_one_that_cannot_start(
         )
         sm.stop_training_job(TrainingJobName=running["TrainingJobName"])
         assert wait_for_job(sm, head["TrainingJobName"])["TrainingJobStatus"] == "Completed"
-    finally:
-        server.stop()
