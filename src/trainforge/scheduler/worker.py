@@ -76,9 +76,10 @@ class JobReporter:
         only_from: Sequence[SecondaryStatus] = _RUNNING
         if status is SecondaryStatus.STOPPING:
             only_from = (*_RUNNING, SecondaryStatus.STOPPING)
-        before = self.jobs.get(self.job)
         moved = self.jobs.transition(self.job, status, message, only_from=only_from, now=now)
-        if self.echo is not None and before is not None and moved.transitions != before.transitions:
+        # A move that happened carries this call's time; a refused one (the job is stopping)
+        # leaves the job as it was.
+        if self.echo is not None and moved.last_modified_time == round(now, 3):
             self.echo("trainforge", f"[trainforge] {moved.secondary_status} - {message}")
         return round(now, 3)
 
