@@ -32,9 +32,9 @@ end
 
 def _populate_store(home: Path, count: int) -> None:
     from trainforge.context import Context
+    from trainforge.domain.status import MESSAGES, SecondaryStatus
     from trainforge.runtime.execute import Outcome, OutcomeKind
     from trainforge.scheduler.worker import finish
-    from trainforge.service.status import MESSAGES, SecondaryStatus
     from trainforge.settings import load_settings
 
     context = Context(load_settings({"TRAINFORGE_HOME": str(home)}))

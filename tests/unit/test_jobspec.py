@@ -8,7 +8,7 @@ from trainforge.runtime.jobspec import (
     DEFAULT_MAX_RUNTIME_SECONDS,
     ChannelSpec,
     CheckpointSpec,
-    HostSpec,
+    Host,
     InstanceGroup,
     JobSpec,
 )
@@ -49,7 +49,7 @@ def test_minimal_request_defaults() -> None:
     assert spec.checkpoint is None
     assert spec.network_isolation is False
     assert spec.volume_size_gb == 5
-    assert spec.hosts == (HostSpec("algo-1", 1, "ml.m5.large", "homogeneousCluster"),)
+    assert spec.hosts == (Host("algo-1", 1, "ml.m5.large", "homogeneousCluster"),)
     assert spec.groups == (InstanceGroup("homogeneousCluster", "ml.m5.large", ("algo-1",)),)
     assert spec.output_prefix == "s3://bucket/out/job/output"
     assert spec.model_artifacts_uri == "s3://bucket/out/job/output/model.tar.gz"
@@ -146,11 +146,11 @@ def test_hosts_are_numbered_across_instance_groups() -> None:
     }
     spec = spec_of(minimal(ResourceConfig=resource))
     assert spec.hosts == (
-        HostSpec("algo-1", 1, "ml.c5.xlarge", "cpu"),
-        HostSpec("algo-2", 2, "ml.c5.xlarge", "cpu"),
-        HostSpec("algo-3", 3, "ml.g5.xlarge", "gpu"),
-        HostSpec("algo-4", 4, "ml.m5.large", "more"),
-        HostSpec("algo-5", 5, "ml.m5.large", "more"),
+        Host("algo-1", 1, "ml.c5.xlarge", "cpu"),
+        Host("algo-2", 2, "ml.c5.xlarge", "cpu"),
+        Host("algo-3", 3, "ml.g5.xlarge", "gpu"),
+        Host("algo-4", 4, "ml.m5.large", "more"),
+        Host("algo-5", 5, "ml.m5.large", "more"),
     )
     assert spec.groups == (
         InstanceGroup("cpu", "ml.c5.xlarge", ("algo-1", "algo-2")),

@@ -6,9 +6,9 @@ import copy
 import dataclasses
 from typing import Any
 
+from trainforge.domain.records import TrainingJob, Transition
+from trainforge.domain.status import SecondaryStatus, TrainingJobStatus
 from trainforge.service.mapping import describe, model_artifacts_uri, summary
-from trainforge.service.records import TrainingJob, Transition
-from trainforge.service.status import SecondaryStatus, TrainingJobStatus
 
 S = SecondaryStatus
 P = TrainingJobStatus

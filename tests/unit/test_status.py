@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from trainforge.service.records import TrainingJob, Transition
-from trainforge.service.status import (
+from trainforge.domain.records import TrainingJob, Transition
+from trainforge.domain.status import (
     MESSAGES,
     PRIMARY_OF,
     SecondaryStatus,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from trainforge.service.records import ContainerRef, QueueState, Schedule, TrainingJob, Transition
-from trainforge.service.status import (
+from trainforge.domain.records import ContainerRef, QueueState, Schedule, TrainingJob, Transition
+from trainforge.domain.status import (
     MESSAGES,
     SecondaryStatus,
     TrainingJobStatus,

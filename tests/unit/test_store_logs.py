@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from trainforge.service.records import ContainerRef, QueueState, Schedule, TrainingJob, Transition
-from trainforge.service.status import SecondaryStatus, TrainingJobStatus
+from trainforge.domain.records import ContainerRef, QueueState, Schedule, TrainingJob, Transition
+from trainforge.domain.status import SecondaryStatus, TrainingJobStatus
 from trainforge.store.db import Database
 from trainforge.store.jobs import JobStore
 from trainforge.store.logs import EventRow, LogStore, StreamRow

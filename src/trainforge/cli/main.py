@@ -15,8 +15,8 @@ from typing import Any
 
 from trainforge.cli.client import Client, LocalClient, RemoteClient
 from trainforge.cli.output import job_rows, print_error, print_result, print_table
+from trainforge.domain import contract
 from trainforge.errors import ServiceError, TrainforgeError
-from trainforge.runtime import contract
 from trainforge.settings import Settings, load_settings
 
 TERMINAL = ("Completed", "Failed", "Stopped")

@@ -17,11 +17,12 @@ from typing import Any
 
 from trainforge.cli.output import print_error, print_result
 from trainforge.context import Context
+from trainforge.domain.hosts import hosts_of
+from trainforge.domain.records import TrainingJob
 from trainforge.errors import EngineError, ServiceError, ValidationError
 from trainforge.scheduler.capacity import allocate, assign_gpus
 from trainforge.scheduler.leases import owner_id
 from trainforge.scheduler.worker import JobExecution, LeaseKeeper, StoreStopControl
-from trainforge.service.records import TrainingJob
 from trainforge.service.training_jobs import Claim, check_semantics
 
 EXIT_COMPLETED = 0
@@ -99,7 +100,7 @@ def run_command(context: Context, cli_input: str, name_override: str | None) -> 
     keeper = LeaseKeeper(context.jobs, owner, settings.lease_seconds, settings.heartbeat_seconds)
     keeper.add(name)
     control = StoreStopControl(context.jobs, name)
-    console = _Console(multi_host=len(_hosts(request)) > 1)
+    console = _Console(multi_host=len(hosts_of(request)) > 1)
     console("trainforge", f"[trainforge] Training job {name} created.")
     execution = JobExecution(context.jobs, context.logs, context.runner, settings.region)
     finished: list[TrainingJob] = []
@@ -151,15 +152,6 @@ def run_command(context: Context, cli_input: str, name_override: str | None) -> 
         context.service.describe_training_job({"TrainingJobName": name}),
     )
     return exit_status(job)
-
-
-def _hosts(request: dict[str, Any]) -> list[int]:
-    resource = request.get("ResourceConfig") or {}
-    groups = resource.get("InstanceGroups") or []
-    count = sum(int(g.get("InstanceCount", 0)) for g in groups) or int(
-        resource.get("InstanceCount", 1) or 1
-    )
-    return list(range(count))
 
 
 def _request_stop(

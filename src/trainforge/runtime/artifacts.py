@@ -16,8 +16,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from trainforge.domain import contract
 from trainforge.errors import Fault
-from trainforge.runtime import contract
 from trainforge.runtime.pgzip import ParallelGzipWriter
 
 _READ_CHUNK = 1 << 20

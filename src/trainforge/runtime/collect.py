@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainforge.runtime import contract
+from trainforge.domain import contract
 from trainforge.runtime.artifacts import Entry, merged_tree, write_tar_gz
 from trainforge.runtime.jobspec import JobSpec
 from trainforge.runtime.workspace import Workspace

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
+from trainforge.domain import contract
 from trainforge.engines.base import BindMount, ContainerSpec, Engine, ImageContents, LogLine
 from trainforge.errors import (
     ContainerStartError,
@@ -28,7 +29,6 @@ from trainforge.errors import (
     JobFailure,
     StorageError,
 )
-from trainforge.runtime import contract
 from trainforge.runtime.artifacts import algorithm_failure_reason, read_failure
 from trainforge.runtime.collect import Collector
 from trainforge.runtime.image_checks import image_warnings

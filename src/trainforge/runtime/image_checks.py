@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import posixpath
 
+from trainforge.domain import contract
 from trainforge.engines.base import ImageContents, ImageInfo
-from trainforge.runtime import contract
 from trainforge.runtime.jobspec import JobSpec
 
 _SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "busybox"})

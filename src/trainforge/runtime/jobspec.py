@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from trainforge.runtime import contract
+from trainforge.domain import contract
+from trainforge.domain.hosts import Host, InstanceGroup, hosts_of
 
 DEFAULT_MAX_RUNTIME_SECONDS = 86400
 
@@ -27,21 +28,6 @@ class ChannelSpec:
     record_wrapper: str = "None"
     shuffle_seed: int | None = None
     instance_groups: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class InstanceGroup:
-    name: str
-    instance_type: str
-    hosts: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class HostSpec:
-    name: str
-    index: int
-    instance_type: str
-    group: str
 
 
 @dataclass(frozen=True)
@@ -64,7 +50,7 @@ class JobSpec:
     channels: tuple[ChannelSpec, ...]
     output_path: str
     compression: str
-    hosts: tuple[HostSpec, ...]
+    hosts: tuple[Host, ...]
     groups: tuple[InstanceGroup, ...]
     max_runtime_seconds: int
     checkpoint: CheckpointSpec | None
@@ -105,7 +91,7 @@ class JobSpec:
                 )
             )
         resource = request.get("ResourceConfig") or {}
-        groups, hosts = _hosts(resource)
+        layout = hosts_of(request)
         output = request.get("OutputDataConfig") or {}
         stopping = request.get("StoppingCondition") or {}
         checkpoint = request.get("CheckpointConfig")
@@ -124,8 +110,8 @@ class JobSpec:
             channels=tuple(channels),
             output_path=output.get("S3OutputPath", ""),
             compression=output.get("CompressionType", "GZIP"),
-            hosts=hosts,
-            groups=groups,
+            hosts=layout.hosts,
+            groups=layout.groups,
             max_runtime_seconds=int(
                 stopping.get("MaxRuntimeInSeconds", DEFAULT_MAX_RUNTIME_SECONDS)
             ),
@@ -138,32 +124,3 @@ class JobSpec:
             network_isolation=bool(request.get("EnableNetworkIsolation", False)),
             volume_size_gb=int(resource.get("VolumeSizeInGB", 0) or 0),
         )
-
-
-def _hosts(resource: dict[str, Any]) -> tuple[tuple[InstanceGroup, ...], tuple[HostSpec, ...]]:
-    """Hosts ``algo-1..N`` in request order, numbered across instance groups."""
-    raw_groups = resource.get("InstanceGroups")
-    if raw_groups:
-        specs = [
-            (g["InstanceGroupName"], g["InstanceType"], int(g["InstanceCount"])) for g in raw_groups
-        ]
-    else:
-        specs = [
-            (
-                contract.HOMOGENEOUS_GROUP,
-                resource.get("InstanceType", ""),
-                int(resource.get("InstanceCount", 1) or 1),
-            )
-        ]
-    groups = []
-    hosts = []
-    index = 1
-    for group_name, instance_type, count in specs:
-        names = []
-        for _ in range(count):
-            name = contract.host_name(index)
-            hosts.append(HostSpec(name, index, instance_type, group_name))
-            names.append(name)
-            index += 1
-        groups.append(InstanceGroup(group_name, instance_type, tuple(names)))
-    return tuple(groups), tuple(hosts)

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TypeVar
 
+from trainforge.domain import contract
 from trainforge.errors import Fault, JobFailure, StorageError
-from trainforge.runtime import contract
-from trainforge.runtime.jobspec import ChannelSpec, HostSpec, JobSpec
+from trainforge.runtime.jobspec import ChannelSpec, Host, JobSpec
 from trainforge.runtime.workspace import Workspace, channels_for_host
 from trainforge.storage.base import Download, Storage
 from trainforge.storage.location import BadLocation, Location, parse_location
@@ -144,7 +144,7 @@ class Stager:
         self,
         spec: JobSpec,
         channel: ChannelSpec,
-        hosts: list[HostSpec],
+        hosts: list[Host],
         workspace: Workspace,
         should_stop: Callable[[], bool],
         report: StagingReport,

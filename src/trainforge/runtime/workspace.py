@@ -22,14 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainforge.runtime import contract
-from trainforge.runtime.jobspec import ChannelSpec, HostSpec, JobSpec
+from trainforge.domain import contract
+from trainforge.runtime.jobspec import ChannelSpec, Host, JobSpec
 
 _DIR_MODE = 0o755
 _FILE_MODE = 0o644
 
 
-def channels_for_host(spec: JobSpec, host: HostSpec) -> list[ChannelSpec]:
+def channels_for_host(spec: JobSpec, host: Host) -> list[ChannelSpec]:
     """Channels restricted with InstanceGroupNames reach only hosts of those groups."""
     return [c for c in spec.channels if not c.instance_groups or host.group in c.instance_groups]
 
@@ -38,7 +38,7 @@ def hyperparameters_config(spec: JobSpec) -> dict[str, str]:
     return dict(spec.hyperparameters)
 
 
-def input_data_config(spec: JobSpec, host: HostSpec) -> dict[str, dict[str, str]]:
+def input_data_config(spec: JobSpec, host: Host) -> dict[str, dict[str, str]]:
     config: dict[str, dict[str, str]] = {}
     for channel in channels_for_host(spec, host):
         entry: dict[str, str] = {}
@@ -52,7 +52,7 @@ def input_data_config(spec: JobSpec, host: HostSpec) -> dict[str, dict[str, str]
     return config
 
 
-def resource_config(spec: JobSpec, host: HostSpec) -> dict[str, Any]:
+def resource_config(spec: JobSpec, host: Host) -> dict[str, Any]:
     return {
         "current_host": host.name,
         "current_instance_type": host.instance_type,
@@ -78,7 +78,7 @@ def checkpoint_config(spec: JobSpec) -> dict[str, str] | None:
 
 @dataclass(frozen=True)
 class HostWorkspace:
-    host: HostSpec
+    host: Host
     root: Path
 
     @property

@@ -13,11 +13,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from trainforge.domain.records import TrainingJob
 from trainforge.engines.base import Engine
 from trainforge.runtime.execute import Outcome, OutcomeKind, RunningContainer
 from trainforge.scheduler.leases import owner_is_dead
 from trainforge.scheduler.worker import finish
-from trainforge.service.records import TrainingJob
 from trainforge.store.jobs import JobStore
 
 GONE_REASON = (

@@ -12,14 +12,14 @@ import threading
 import time
 from collections.abc import Sequence
 
+from trainforge.domain.records import TrainingJob
+from trainforge.domain.status import MESSAGES, SecondaryStatus
 from trainforge.engines.base import Engine
 from trainforge.runtime.execute import Outcome, OutcomeKind
 from trainforge.scheduler.capacity import Capacity, allocate, assign_gpus, fits
 from trainforge.scheduler.leases import owner_id
 from trainforge.scheduler.recovery import Orphan, take_over_orphans
 from trainforge.scheduler.worker import JobExecution, LeaseKeeper, StoreStopControl, finish
-from trainforge.service.records import TrainingJob
-from trainforge.service.status import MESSAGES, SecondaryStatus
 
 log = logging.getLogger("trainforge.scheduler")
 

@@ -12,8 +12,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from trainforge.domain import contract
+from trainforge.domain.records import ContainerRef, TrainingJob
+from trainforge.domain.status import (
+    MESSAGES,
+    RUNNING_SECONDARY,
+    SecondaryStatus,
+    TransitionNotAllowed,
+)
 from trainforge.engines.base import LogLine
-from trainforge.runtime import contract
 from trainforge.runtime.execute import (
     JobRunner,
     Outcome,
@@ -22,13 +29,6 @@ from trainforge.runtime.execute import (
     RunningContainer,
 )
 from trainforge.runtime.jobspec import JobSpec
-from trainforge.service.records import ContainerRef, TrainingJob
-from trainforge.service.status import (
-    MESSAGES,
-    RUNNING_SECONDARY,
-    SecondaryStatus,
-    TransitionNotAllowed,
-)
 from trainforge.store.jobs import JobStore
 from trainforge.store.logs import LogStore
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from trainforge.runtime import contract
-from trainforge.service.records import TrainingJob
-from trainforge.service.status import training_seconds
+from trainforge.domain import contract
+from trainforge.domain.records import TrainingJob
+from trainforge.domain.status import training_seconds
 
 DEFAULT_MAX_RUNTIME = 86400
 

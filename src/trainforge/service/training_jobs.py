@@ -14,20 +14,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from trainforge.errors import (
-    ResourceInUse,
-    ResourceLimitExceeded,
-    ValidationError,
-)
-from trainforge.runtime import contract
-from trainforge.service import mapping
-from trainforge.service.records import QueueState, Schedule, TrainingJob, Transition
-from trainforge.service.status import (
+from trainforge.domain import contract
+from trainforge.domain.records import QueueState, Schedule, TrainingJob, Transition
+from trainforge.domain.status import (
     MESSAGES,
     RUNNING_SECONDARY,
     SecondaryStatus,
     TrainingJobStatus,
 )
+from trainforge.errors import (
+    ResourceInUse,
+    ResourceLimitExceeded,
+    ValidationError,
+)
+from trainforge.service import mapping
 from trainforge.store.jobs import DuplicateJob, JobStore, ListQuery, UnknownJob
 
 # Real SageMaker answers an unknown job in Describe/Stop with ValidationException, not the

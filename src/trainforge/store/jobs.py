@@ -16,8 +16,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from trainforge.service.records import ContainerRef, QueueState, Schedule, TrainingJob, Transition
-from trainforge.service.status import (
+from trainforge.domain.records import ContainerRef, QueueState, Schedule, TrainingJob, Transition
+from trainforge.domain.status import (
     SecondaryStatus,
     TrainingJobStatus,
     plan_transition,

@@ -13,7 +13,7 @@ import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from trainforge.service.records import TrainingJob
+    from trainforge.domain.records import TrainingJob
 
 
 class TrainingJobStatus(enum.StrEnum):
@@ -127,7 +127,7 @@ def plan_transition(
     EndTime == StartTime. TrainingStartTime is the end of Starting, TrainingEndTime the start of
     the terminal entry.
     """
-    from trainforge.service.records import Transition
+    from trainforge.domain.records import Transition
 
     current = job.secondary_status
     if not can_move(current, new):

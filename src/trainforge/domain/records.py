@@ -1,4 +1,4 @@
-"""Domain records of the service layer: a training job as trainforge keeps it.
+"""Domain records: a training job as trainforge keeps it.
 
 These are plain dataclasses, not wire dicts: ``mapping`` turns them into API shapes and the store
 turns them into rows. The user-facing status lives here; the scheduler's own state (queue, lease,
@@ -11,7 +11,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from trainforge.service.status import SecondaryStatus, TrainingJobStatus
+from trainforge.domain.hosts import hosts_of
+from trainforge.domain.status import SecondaryStatus, TrainingJobStatus
 
 
 @dataclass(frozen=True)
@@ -48,11 +49,7 @@ class TrainingJob:
 
     @property
     def host_count(self) -> int:
-        resource = self.request.get("ResourceConfig") or {}
-        groups = resource.get("InstanceGroups")
-        if groups:
-            return sum(int(g["InstanceCount"]) for g in groups)
-        return int(resource.get("InstanceCount", 1) or 1)
+        return len(hosts_of(self.request))
 
 
 class QueueState(enum.StrEnum):
