@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from trainforge.domain.hosts import Host
 from trainforge.runtime.jobspec import (
     DEFAULT_MAX_RUNTIME_SECONDS,
     ChannelSpec,
     CheckpointSpec,
-    Host,
     InstanceGroup,
     JobSpec,
 )

@@ -18,8 +18,9 @@ from pathlib import Path, PurePosixPath
 from typing import TypeVar
 
 from trainforge.domain import contract
+from trainforge.domain.hosts import Host
 from trainforge.errors import Fault, JobFailure, StorageError
-from trainforge.runtime.jobspec import ChannelSpec, Host, JobSpec
+from trainforge.runtime.jobspec import ChannelSpec, JobSpec
 from trainforge.runtime.workspace import Workspace, channels_for_host
 from trainforge.storage.base import Download, Storage
 from trainforge.storage.location import BadLocation, Location, parse_location

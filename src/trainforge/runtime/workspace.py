@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from trainforge.domain import contract
-from trainforge.runtime.jobspec import ChannelSpec, Host, JobSpec
+from trainforge.domain.hosts import Host
+from trainforge.runtime.jobspec import ChannelSpec, JobSpec
 
 _DIR_MODE = 0o755
 _FILE_MODE = 0o644
