@@ -1,6 +1,6 @@
-"""The composition root: builds the store, the engine, storage, the runtime and the services from
-one Settings object. The engine and S3 are built on first use, so commands that only read the
-store (list, describe, logs) never need Docker.
+"""The composition root: builds the store, the engine, storage, the runtime, the job lifecycle and
+the services from one Settings object. The engine and S3 are built on first use, so commands that
+only read the store (list, describe, logs) never need Docker.
 """
 
 from __future__ import annotations
@@ -12,12 +12,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from trainforge.aws.skeleton import Dispatcher, Handler
+from trainforge.domain.allocation import Node
+from trainforge.domain.hosts import hosts_of
 from trainforge.engines.base import Engine
-from trainforge.errors import EngineError
+from trainforge.runtime.dataplane import LocalDataPlane
 from trainforge.runtime.execute import JobRunner, RuntimeConfig
 from trainforge.runtime.jobspec import JobSpec
 from trainforge.runtime.staging import Stager
-from trainforge.scheduler.capacity import Capacity, machine_capacity, refuse_if_never_fits
+from trainforge.scheduler.capacity import refuse_if_never_fits
+from trainforge.scheduler.lifecycle import Lifecycle, Placement
 from trainforge.service.logs import LogsService
 from trainforge.service.training_jobs import TrainingJobService
 from trainforge.settings import Settings
@@ -47,7 +50,7 @@ class Context:
         if self._engine is None:
             from trainforge.engines.docker import DockerEngine
 
-            self._engine = DockerEngine()
+            self._engine = DockerEngine(self.instance_label)
         return self._engine
 
     @functools.cached_property
@@ -62,15 +65,15 @@ class Context:
     @functools.cached_property
     def runner(self) -> JobRunner:
         config = RuntimeConfig(
-            jobs_dir=self.settings.jobs_dir,
             stop_grace_seconds=self.settings.stop_grace_seconds,
-            instance_label=self.instance_label,
             keep_containers=self.settings.keep_containers,
             keep_workspaces=self.settings.keep_workspaces,
             log_flush_seconds=self.settings.log_flush_seconds,
+            engine_outage_seconds=self.settings.engine_outage_seconds,
             container_env=self.container_env,
         )
-        return JobRunner(config, self.engine, self.storage, ImageProbeStore(self.db))
+        data = LocalDataPlane(self.settings.jobs_dir, self.storage)
+        return JobRunner(config, self.engine, data, ImageProbeStore(self.db))
 
     def container_env(self) -> Mapping[str, str]:
         """The caller's AWS credentials, only when the user asked for them to be passed."""
@@ -89,24 +92,54 @@ class Context:
         return Stager(self.storage).missing_input(spec)
 
     @functools.cached_property
-    def capacity(self) -> Capacity:
+    def _nodes(self) -> list[Node]:
+        found = self.engine.nodes()
+        if self.engine.spans_machines or not found:
+            return found
+        # One machine: TRAINFORGE_CAPACITY_* say what of it trainforge may use.
+        machine = found[0]
         settings = self.settings
-        gpus = settings.capacity_gpus
-        if gpus is None:
-            try:
-                gpus = self.engine.gpu_count() if self.engine.supports_gpus else 0
-            except EngineError:
-                gpus = 0
-        return machine_capacity(settings.capacity_cpus, settings.capacity_memory_mib, gpus)
+        gpu_ids = machine.gpu_ids
+        if settings.capacity_gpus is not None:
+            gpu_ids = tuple(str(i) for i in range(settings.capacity_gpus))
+        return [
+            Node(
+                machine.name,
+                settings.capacity_cpus if settings.capacity_cpus is not None else machine.cpus,
+                settings.capacity_memory_mib
+                if settings.capacity_memory_mib is not None
+                else machine.memory_mib,
+                gpu_ids,
+            )
+        ]
+
+    def nodes(self) -> list[Node]:
+        return self._nodes
+
+    @property
+    def placement(self) -> Placement:
+        return Placement(self.nodes, spread=self.engine.spans_machines)
+
+    def lifecycle(self, owner: str) -> Lifecycle:
+        settings = self.settings
+        return Lifecycle(
+            self.jobs,
+            self.logs,
+            self.runner,
+            self.engine,
+            self.placement,
+            owner,
+            settings.lease_seconds,
+            settings.heartbeat_seconds,
+            settings.region,
+        )
 
     def admission(self, request: dict[str, Any]) -> None:
-        """Strict admission: refuse at create a job this machine can never hold."""
-        in_use = [
-            instance_type
-            for resources in self.jobs.claimed_resources()
-            for instance_type in resources.get("instance_types", [])
-        ]
-        refuse_if_never_fits(request, self.capacity, in_use)
+        """Strict admission: refuse at create a job the nodes can never hold."""
+        in_use = [h.instance_type for a in self.jobs.allocations() for h in a.hosts]
+        refuse_if_never_fits(
+            hosts_of(request), self.nodes(), in_use, spread=self.engine.spans_machines
+        )
 
     @functools.cached_property
     def service(self) -> TrainingJobService:

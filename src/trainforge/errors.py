@@ -78,16 +78,32 @@ class InternalFailure(ServiceError):
     status = 500
 
 
+class ServiceUnavailable(ServiceError):
+    code = "ServiceUnavailable"
+    status = 503
+
+
+class RequestEntityTooLarge(ServiceError):
+    code = "RequestEntityTooLargeException"
+    status = 413
+
+
 class Fault(enum.StrEnum):
     """Whose fault a failed job is; the value is the FailureReason prefix SageMaker uses."""
 
     CLIENT = "ClientError"
     ALGORITHM = "AlgorithmError"
+    OUT_OF_MEMORY = "OutOfMemoryError"
     PLATFORM = "InternalServerError"
 
 
+# SageMaker returns at most 1024 characters of FailureReason.
+FAILURE_REASON_MAX = 1024
+
+
 class JobFailure(TrainforgeError):
-    """Ends a job as Failed. ``reason`` is what the user reads after the prefix."""
+    """Ends a job as Failed. ``reason`` is what the user reads after the fault's prefix; every
+    failed job's FailureReason is made here, so no other module spells a prefix."""
 
     def __init__(self, fault: Fault, reason: str) -> None:
         super().__init__(f"{fault.value}: {reason}")
@@ -96,7 +112,29 @@ class JobFailure(TrainforgeError):
 
     @property
     def failure_reason(self) -> str:
-        return f"{self.fault.value}: {self.reason}"
+        return f"{self.fault.value}: {self.reason}"[:FAILURE_REASON_MAX]
+
+    @classmethod
+    def client(cls, reason: str) -> JobFailure:
+        return cls(Fault.CLIENT, reason)
+
+    @classmethod
+    def platform(cls, reason: str) -> JobFailure:
+        """trainforge, its engine or its store failed the job; the user did nothing wrong."""
+        return cls(Fault.PLATFORM, reason)
+
+    @classmethod
+    def algorithm(cls, failure_text: str | None, exit_code: int) -> JobFailure:
+        """``AlgorithmError: <failure file>, exit code: N`` (spec §5.2)."""
+        return cls(Fault.ALGORITHM, f"{(failure_text or '').rstrip()}, exit code: {exit_code}")
+
+    @classmethod
+    def out_of_memory(cls) -> JobFailure:
+        return cls(
+            Fault.OUT_OF_MEMORY,
+            "Please use an instance type with more memory, or reduce the size of job data "
+            "processed on an instance.",
+        )
 
 
 class EngineError(TrainforgeError):
@@ -114,3 +152,16 @@ class ImageNotFound(EngineError):
 
 class StorageError(TrainforgeError):
     """An object store or local path could not be read or written."""
+
+
+class StorageCancelled(TrainforgeError):
+    """A transfer stopped early because the job is being stopped (not a storage failure)."""
+
+
+class NoSpace(StorageError):
+    """A disk trainforge writes to is full (ENOSPC)."""
+
+
+class StoreFull(TrainforgeError):
+    """The job store's disk is full: the write did not happen and may be retried once space
+    returns. Reads still work."""

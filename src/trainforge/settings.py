@@ -55,6 +55,8 @@ class Settings:
     lease_seconds: float = 30.0
     heartbeat_seconds: float = 5.0
     log_flush_seconds: float = 0.2
+    # How long a job waits for an engine that stopped answering (a daemon restarting).
+    engine_outage_seconds: float = 60.0
 
     @property
     def db_path(self) -> Path:
@@ -86,6 +88,7 @@ _FIELDS: dict[str, type] = {
     "lease_seconds": float,
     "heartbeat_seconds": float,
     "log_flush_seconds": float,
+    "engine_outage_seconds": float,
 }
 
 

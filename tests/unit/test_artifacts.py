@@ -10,8 +10,8 @@ import tarfile
 import threading
 from pathlib import Path
 
+from trainforge.errors import JobFailure
 from trainforge.runtime.artifacts import (
-    algorithm_failure_reason,
     merged_tree,
     read_failure,
     write_tar_gz,
@@ -260,6 +260,10 @@ def test_read_failure_does_not_block_on_a_fifo(tmp_path: Path) -> None:
         reader.join(5.0)
     assert not blocked
     assert results == [None]
+
+
+def algorithm_failure_reason(text: str | None, code: int) -> str:
+    return JobFailure.algorithm(text, code).failure_reason
 
 
 def test_algorithm_failure_reason() -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from trainforge.domain.records import ContainerRef, QueueState, Schedule, TrainingJob, Transition
+from trainforge.domain.allocation import Allocation, HostAllocation
+from trainforge.domain.records import HostRef, QueueState, Schedule, TrainingJob, Transition
 from trainforge.domain.status import (
     MESSAGES,
     SecondaryStatus,
@@ -43,7 +44,7 @@ def make_job(name: str, created: float, **request: object) -> TrainingJob:
 
 
 def queued(name: str) -> Schedule:
-    return Schedule(name, QueueState.QUEUED, None, None, 0, None)
+    return Schedule(name, QueueState.QUEUED, None, None, 0)
 
 
 def add(store: JobStore, name: str, created: float) -> TrainingJob:
@@ -74,11 +75,10 @@ def test_insert_get_round_trip(store: JobStore) -> None:
         final_metrics=[{"MetricName": "loss", "Value": 0.5, "Timestamp": 149.0}],
         stop_requested=True,
     )
-    store.insert(job, Schedule("rich", QueueState.DONE, "w:h:1:2", 9.0, 3, {"cpus": 2.0}))
+    given = alloc(2.0)
+    store.insert(job, Schedule("rich", QueueState.DONE, "w:h:1:2", 9.0, 3, given))
     assert store.get("rich") == job
-    assert store.schedule("rich") == Schedule(
-        "rich", QueueState.DONE, "w:h:1:2", 9.0, 3, {"cpus": 2.0}
-    )
+    assert store.schedule("rich") == Schedule("rich", QueueState.DONE, "w:h:1:2", 9.0, 3, given)
     assert store.exists("rich")
     assert store.count() == 1
 
@@ -99,12 +99,12 @@ def test_duplicate_insert_raises_and_keeps_the_first(store: JobStore) -> None:
 
 def test_delete_removes_transitions_and_containers(store: JobStore) -> None:
     add(store, "gone", 100.0)
-    store.save_container(ContainerRef("gone", "algo-1", "cid", "gone/algo-1-1", 0))
+    store.save_host(HostRef("gone", "algo-1", "gone/algo-1-1", 0))
     store.delete("gone")
     assert store.get("gone") is None
     conn = store.db.read()
     assert conn.execute("SELECT COUNT(*) FROM transitions").fetchone()[0] == 0
-    assert store.containers("gone") == []
+    assert store.hosts("gone") == []
 
 
 # -- transitions ---------------------------------------------------------------------------
@@ -338,33 +338,69 @@ def test_status_filter_is_applied_after_the_page_is_cut(five: JobStore) -> None:
 # -- scheduling ----------------------------------------------------------------------------
 
 
-def test_claim_once(store: JobStore) -> None:
+def alloc(cpus: float, gpu_ids: tuple[str, ...] = ()) -> Allocation:
+    return Allocation((HostAllocation("algo-1", "ml.m5.large", "local", cpus, 1024, gpu_ids),))
+
+
+def claim(store: JobStore, name: str, owner: str, lease: float = 30.0) -> object:
+    return store.allocate(name, owner, lease, lambda in_use: alloc(1.0), claim=True)
+
+
+def test_claim_with_an_allocation_once(store: JobStore) -> None:
     add(store, "j", 1.0)
     before = time.time()
-    assert store.claim("j", "w1", 30.0, {"cpus": 2.0})
+    assert store.allocate("j", "w1", 30.0, lambda in_use: alloc(2.0), claim=True) == alloc(2.0)
     after = time.time()
     schedule = store.schedule("j")
     assert schedule is not None
     assert schedule.queue_state is QueueState.CLAIMED
     assert schedule.lease_owner == "w1"
     assert schedule.attempts == 1
-    assert schedule.resources == {"cpus": 2.0}
+    assert schedule.allocation == alloc(2.0)
     assert schedule.lease_expires is not None
     assert before + 30.0 <= schedule.lease_expires <= after + 30.0
-    assert not store.claim("j", "w2", 30.0, None)
+    assert store.allocate("j", "w2", 30.0, lambda in_use: alloc(1.0), claim=True) is False
     schedule = store.schedule("j")
     assert schedule is not None
     assert schedule.lease_owner == "w1"
     assert schedule.attempts == 1
 
 
-def test_claim_without_resources(store: JobStore) -> None:
+def test_a_job_that_does_not_fit_stays_queued(store: JobStore) -> None:
     add(store, "j", 1.0)
-    assert store.claim("j", "w1", 30.0, None)
+    assert store.allocate("j", "w1", 30.0, lambda in_use: None, claim=True) is None
     schedule = store.schedule("j")
     assert schedule is not None
-    assert schedule.resources is None
-    assert store.claimed_resources() == []
+    assert schedule.queue_state is QueueState.QUEUED
+    assert schedule.allocation is None
+    assert store.allocations() == []
+
+
+def test_the_planner_sees_what_every_other_claimed_job_holds(store: JobStore) -> None:
+    for name, created in (("a", 1.0), ("b", 2.0), ("c", 3.0)):
+        add(store, name, created)
+    store.allocate("a", "server", 30.0, lambda in_use: alloc(1.0, ("0",)), claim=True)
+    store.insert(make_job("mine", 4.0), Schedule("mine", QueueState.CLAIMED, "run", None, 1))
+    seen: list[list[Allocation]] = []
+
+    def planner(in_use: list[Allocation]) -> Allocation:
+        seen.append(in_use)
+        return alloc(2.0, ("1",))
+
+    # A worker holding its own job (trainforge run) allocates it without claiming.
+    assert store.allocate("mine", "other", 30.0, planner, claim=False) is False
+    assert store.allocate("mine", "run", 30.0, planner, claim=False) == alloc(2.0, ("1",))
+    assert seen == [[alloc(1.0, ("0",))]]
+    assert sorted(a.hosts[0].gpu_ids for a in store.allocations()) == [("0",), ("1",)]
+
+
+def test_terminating_is_kept_once(store: JobStore) -> None:
+    add(store, "j", 1.0)
+    store.set_terminating("j", "stop", 100.0)
+    store.set_terminating("j", "max_runtime", 200.0)
+    schedule = store.schedule("j")
+    assert schedule is not None
+    assert (schedule.terminated_at, schedule.ending) == (100.0, "stop")
 
 
 def test_queued_order_and_claimed(store: JobStore) -> None:
@@ -373,17 +409,17 @@ def test_queued_order_and_claimed(store: JobStore) -> None:
     add(store, "mid", 2.0)
     assert [s.name for s in store.queued()] == ["early", "mid", "late"]
     assert [s.name for s in store.queued(limit=2)] == ["early", "mid"]
-    store.claim("mid", "w", 30.0, {"total_cpus": 4})
-    store.claim("late", "w", 30.0, {"total_cpus": 2})
+    claim(store, "mid", "w")
+    claim(store, "late", "w")
     assert [s.name for s in store.queued()] == ["early"]
     assert [s.name for s in store.claimed()] == ["mid", "late"]
-    assert sorted(r["total_cpus"] for r in store.claimed_resources()) == [2, 4]
+    assert len(store.allocations()) == 2
 
 
 def test_take_over_is_compare_and_set_on_the_owner(store: JobStore) -> None:
     add(store, "j", 1.0)
     assert not store.take_over("j", "w2", 30.0, None)  # still queued
-    store.claim("j", "w1", 30.0, None)
+    claim(store, "j", "w1")
     assert not store.take_over("j", "w2", 30.0, "someone-else")
     assert not store.take_over("j", "w2", 30.0, None)
     before = time.time()
@@ -400,7 +436,7 @@ def test_take_over_is_compare_and_set_on_the_owner(store: JobStore) -> None:
 
 def test_take_over_of_a_claim_without_owner(store: JobStore) -> None:
     job = make_job("j", 1.0)
-    store.insert(job, Schedule("j", QueueState.CLAIMED, None, None, 1, None))
+    store.insert(job, Schedule("j", QueueState.CLAIMED, None, None, 1))
     assert store.take_over("j", "w2", 30.0, None)
     schedule = store.schedule("j")
     assert schedule is not None
@@ -410,8 +446,8 @@ def test_take_over_of_a_claim_without_owner(store: JobStore) -> None:
 def test_heartbeat_renews_only_the_owners_leases(store: JobStore) -> None:
     add(store, "mine", 1.0)
     add(store, "theirs", 2.0)
-    store.claim("mine", "w1", 1.0, None)
-    store.claim("theirs", "w2", 1.0, None)
+    claim(store, "mine", "w1", 1.0)
+    claim(store, "theirs", "w2", 1.0)
     theirs_before = store.schedule("theirs")
     assert theirs_before is not None
     store.heartbeat("w1", ["mine", "theirs"], 1000.0)
@@ -427,7 +463,7 @@ def test_heartbeat_renews_only_the_owners_leases(store: JobStore) -> None:
 
 def test_release_by_the_owner_only(store: JobStore) -> None:
     add(store, "j", 1.0)
-    store.claim("j", "w1", 30.0, None)
+    claim(store, "j", "w1")
     store.release("j", "w2")
     schedule = store.schedule("j")
     assert schedule is not None
@@ -441,19 +477,19 @@ def test_release_by_the_owner_only(store: JobStore) -> None:
     assert store.claimed() == []
 
 
-# -- containers and tags -------------------------------------------------------------------
+# -- hosts and tags -------------------------------------------------------------------
 
 
-def test_containers_replace_and_order(store: JobStore) -> None:
+def test_hosts_replace_and_order(store: JobStore) -> None:
     add(store, "j", 1.0)
-    store.save_container(ContainerRef("j", "algo-2", "c2", "j/algo-2-5", 0))
-    store.save_container(ContainerRef("j", "algo-1", "c1", "j/algo-1-5", 0))
-    store.save_container(ContainerRef("j", "algo-1", "c1b", "j/algo-1-6", 7))
-    assert store.containers("j") == [
-        ContainerRef("j", "algo-1", "c1b", "j/algo-1-6", 7),
-        ContainerRef("j", "algo-2", "c2", "j/algo-2-5", 0),
+    store.save_host(HostRef("j", "algo-2", "j/algo-2-5", 0))
+    store.save_host(HostRef("j", "algo-1", "j/algo-1-5", 0))
+    store.save_host(HostRef("j", "algo-1", "j/algo-1-6", 7))
+    assert store.hosts("j") == [
+        HostRef("j", "algo-1", "j/algo-1-6", 7),
+        HostRef("j", "algo-2", "j/algo-2-5", 0),
     ]
-    assert store.containers("other") == []
+    assert store.hosts("other") == []
 
 
 def test_tags_upsert_keeps_order(store: JobStore) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from trainforge.domain.records import ContainerRef, QueueState, Schedule, TrainingJob, Transition
+from trainforge.domain.records import HostRef, QueueState, Schedule, TrainingJob, Transition
 from trainforge.domain.status import SecondaryStatus, TrainingJobStatus
 from trainforge.store.db import Database
 from trainforge.store.jobs import JobStore
@@ -42,9 +42,9 @@ def add_job_with_container(db: Database, job: str, host: str) -> JobStore:
             last_modified_time=1.0,
             transitions=[Transition(SecondaryStatus.STARTING, 1.0, None, "x")],
         ),
-        Schedule(job, QueueState.QUEUED, None, None, 0, None),
+        Schedule(job, QueueState.QUEUED, None, None, 0),
     )
-    jobs.save_container(ContainerRef(job, host, "cid", f"{job}/{host}-1", 0))
+    jobs.save_host(HostRef(job, host, f"{job}/{host}-1", 0))
     return jobs
 
 
@@ -86,11 +86,11 @@ def test_append_moves_the_container_cursor_in_the_same_call(db: Database) -> Non
     logs = LogStore(db)
     sid = logs.create_stream(GROUP, "job/algo-1-1", 1)
     logs.append(sid, [(10, "a"), (20, "b")], 30, cursor=("job", "algo-1", 12345))
-    assert jobs.containers("job")[0].log_cursor_ns == 12345
+    assert jobs.hosts("job")[0].log_cursor_ns == 12345
     assert [e.message for e in logs.events([sid])] == ["a", "b"]
     # A cursor alone (no events) is still saved.
     logs.append(sid, [], 40, cursor=("job", "algo-1", 99999))
-    assert jobs.containers("job")[0].log_cursor_ns == 99999
+    assert jobs.hosts("job")[0].log_cursor_ns == 99999
     assert len(logs.events([sid])) == 2
 
 
@@ -99,7 +99,7 @@ def test_a_failed_append_does_not_move_the_cursor(db: Database) -> None:
     logs = LogStore(db)
     with pytest.raises(sqlite3.IntegrityError):
         logs.append(4242, [(10, "lost")], 30, cursor=("job", "algo-1", 777))
-    assert jobs.containers("job")[0].log_cursor_ns == 0
+    assert jobs.hosts("job")[0].log_cursor_ns == 0
 
 
 @pytest.fixture

@@ -20,9 +20,8 @@ from trainforge.context import Context
 from trainforge.domain.hosts import hosts_of
 from trainforge.domain.records import TrainingJob
 from trainforge.errors import EngineError, ServiceError, ValidationError
-from trainforge.scheduler.capacity import allocate, assign_gpus
 from trainforge.scheduler.leases import owner_id
-from trainforge.scheduler.worker import JobExecution, LeaseKeeper, StoreStopControl
+from trainforge.scheduler.lifecycle import StoreStopControl
 from trainforge.service.training_jobs import Claim, check_semantics
 
 EXIT_COMPLETED = 0
@@ -87,32 +86,25 @@ def run_command(context: Context, cli_input: str, name_override: str | None) -> 
             request["TrainingJobName"] = name_override
         context.dispatcher.validate("sagemaker", "CreateTrainingJob", request)
         owner = owner_id("run")
-        settings = context.settings
         check_semantics(request)
-        allocation = allocate(request, context.capacity)
-        resources = allocation.resources(assign_gpus(allocation, [], context.capacity))
-        claim = Claim(owner, settings.lease_seconds, resources)
+        claim = Claim(owner, context.settings.lease_seconds)
         context.service.create_training_job(request, claim=claim)
     except ServiceError as exc:
         print_error("CreateTrainingJob", exc)
         return EXIT_REJECTED
     name = request["TrainingJobName"]
-    keeper = LeaseKeeper(context.jobs, owner, settings.lease_seconds, settings.heartbeat_seconds)
-    keeper.add(name)
+    lifecycle = context.lifecycle(owner)
+    lifecycle.hold(name)
     control = StoreStopControl(context.jobs, name)
     console = _Console(multi_host=len(hosts_of(request)) > 1)
     console("trainforge", f"[trainforge] Training job {name} created.")
-    execution = JobExecution(context.jobs, context.logs, context.runner, settings.region)
     finished: list[TrainingJob] = []
     done = threading.Event()
 
     def work() -> None:
         try:
-            finished.append(
-                execution.run(
-                    name, control, echo=console, resources=resources, warnings=allocation.warnings
-                )
-            )
+            allocation = lifecycle.wait_for_allocation(name, control)
+            finished.append(lifecycle.execute(name, allocation, control, echo=console))
         finally:
             done.set()
 
@@ -138,8 +130,7 @@ def run_command(context: Context, cli_input: str, name_override: str | None) -> 
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        keeper.discard(name)
-        keeper.close()
+        lifecycle.close()
     job = finished[0] if finished else context.jobs.get(name)
     assert job is not None
     detail = "" if job.secondary_status.value == job.status.value else f" ({job.secondary_status})"
@@ -172,10 +163,6 @@ def _request_stop(
 def _kill_now(context: Context, name: str, console: _Console) -> None:
     console("trainforge", f"[trainforge] Killing the containers of {name}.")
     try:
-        engine = context.engine
-        for found in engine.find(
-            {"trainforge.job": name, "trainforge.instance": context.instance_label}
-        ):
-            engine.signal(found.id, "SIGKILL")
+        context.engine.kill(name)
     except EngineError as exc:
         console("trainforge", f"[trainforge] {exc}")

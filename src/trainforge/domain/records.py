@@ -11,6 +11,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from trainforge.domain.allocation import Allocation
 from trainforge.domain.hosts import hosts_of
 from trainforge.domain.status import SecondaryStatus, TrainingJobStatus
 
@@ -60,22 +61,25 @@ class QueueState(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Schedule:
-    """The scheduler's view of a job: never shown to API callers."""
+    """The scheduler's view of a job: never shown to API callers. ``terminated_at`` is when its
+    containers got SIGTERM, and ``ending`` why (``runtime.report.Ending``'s values)."""
 
     name: str
     queue_state: QueueState
     lease_owner: str | None
     lease_expires: float | None
     attempts: int
-    resources: dict[str, Any] | None
+    allocation: Allocation | None = None
+    terminated_at: float | None = None
+    ending: str | None = None
 
 
 @dataclass(frozen=True)
-class ContainerRef:
-    """A container the runtime launched for one host of a job, kept so a new worker can find it."""
+class HostRef:
+    """One host's log stream and how far its log has been stored, kept so a new worker carries
+    on from there."""
 
     job: str
     host: str
-    container_id: str
     stream: str
     log_cursor_ns: int

@@ -1,26 +1,41 @@
-"""The contract between the runtime and whatever runs containers (Docker now, a cluster engine
-later). The runtime speaks only these types; an engine module is the only place that imports its
-SDK.
+"""The contract between the runtime and whatever runs a job's containers: the local Docker engine
+(one machine), a cluster engine (hosts across machines), or the scripted fake the lifecycle's
+unit tests use. The runtime speaks only these types; an engine module is the only place that
+imports its SDK and knows its words (network modes, labels, exit-code conventions).
 
-Rules every engine keeps:
+The unit is a job's whole host group. Every engine keeps these promises:
 
-- ``launch`` returns as soon as the container is started; it never waits for it to finish.
-- ``wait`` blocks until the container exits (or the timeout passes) and gives its exit code.
-- ``signal`` and ``remove`` are idempotent and silent when the container is already gone.
-- ``logs`` yields every output line with the engine's own timestamp, from ``since_ns`` on, and
-  follows the container until it exits when asked to; a worker that restarts resumes from the
-  last timestamp it stored, so nothing is lost or repeated.
-- ``find`` lists the containers carrying given labels, so a new worker can take over a job whose
-  worker died.
-- Optional abilities are flags (``supports_gpus``), not subclasses.
+- ``start`` creates the job's network, where the hosts reach each other as ``algo-1..N``, and
+  every host's container; it returns once all of them run. It is all or nothing: when it
+  raises, nothing of the job is left running.
+- ``states`` finds a job's hosts again, also from another process after a restart; a host that
+  is absent from the answer is lost (its container or its machine is gone).
+- ``wait`` blocks until a host exits that had not exited at the previous call, or the timeout
+  passes, and returns the states of every host, as ``states`` does.
+- ``terminate`` sends SIGTERM to every host still running and ``kill`` sends SIGKILL; both are
+  idempotent and silent when a host is already gone. The caller keeps the grace period between
+  them (and its deadline survives the caller's restart); an engine that enforces the grace
+  itself may do so too.
+- ``logs`` yields every line a host wrote, with the engine's timestamp, from ``since_ns`` on
+  (exclusive), and follows the host until it exits when asked to. Lines are never lost to the
+  engine's own log rotation: the engine sets its containers' log options itself.
+- ``remove`` removes everything the engine made for the job (containers, network, volumes);
+  idempotent.
+- Failures raise ``EngineError`` (the engine is unreachable or refused), ``ImageNotFound`` or
+  ``ContainerStartError`` (the image's fault).
+
+Optional abilities raise ``NotImplementedError`` rather than being detected by type.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+import enum
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Protocol
+
+from trainforge.domain.allocation import Node
 
 
 @dataclass(frozen=True)
@@ -37,35 +52,65 @@ class ImageContents:
     on_path: bool
 
 
+class MountKind(enum.StrEnum):
+    BIND = "bind"  # a path of the machine that runs the container
+    VOLUME = "volume"  # a named volume, made on the machine that runs the container
+
+
 @dataclass(frozen=True)
-class BindMount:
-    source: Path
+class Mount:
+    source: str
     target: PurePosixPath
     read_only: bool
+    kind: MountKind = MountKind.BIND
 
 
 @dataclass(frozen=True)
-class ContainerSpec:
-    """One container. ``entrypoint``/``command`` None means "keep the image's", exactly as an
-    absent ``--entrypoint`` or absent trailing arguments do for ``docker run``; an empty
-    ``command`` with an ``entrypoint`` means no arguments at all."""
+class Limits:
+    cpus: float | None = None
+    memory_bytes: int | None = None
+    shm_bytes: int | None = None
+    gpu_ids: tuple[str, ...] = ()
 
-    name: str
+
+@dataclass(frozen=True)
+class HostContainer:
+    """One host of a job. ``entrypoint``/``command`` None means "keep the image's", exactly as
+    an absent ``--entrypoint`` or absent trailing arguments do for ``docker run``; an empty
+    ``command`` with an ``entrypoint`` means no arguments at all. ``stream`` is the host's log
+    stream, kept with the container so a restarted worker finds it. ``node`` is where the
+    allocation placed the host."""
+
+    host: str
     image: str
     entrypoint: tuple[str, ...] | None
     command: tuple[str, ...] | None
     env: Mapping[str, str]
-    hostname: str
-    mounts: Sequence[BindMount]
-    labels: Mapping[str, str]
-    network: str | None = None
-    network_aliases: Sequence[str] = ()
-    cpus: float | None = None
-    memory_bytes: int | None = None
-    shm_bytes: int | None = None
-    gpus: int = 0
-    gpu_ids: tuple[str, ...] = ()
-    extra_hosts: Mapping[str, str] = field(default_factory=dict)
+    mounts: tuple[Mount, ...]
+    limits: Limits
+    stream: str
+    node: str | None = None
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    job: str
+    hosts: tuple[HostContainer, ...]
+    # EnableNetworkIsolation: the hosts reach each other and nothing else.
+    isolated: bool
+    stop_grace_seconds: float
+
+
+@dataclass(frozen=True)
+class HostState:
+    host: str
+    stream: str
+    running: bool
+    exit_code: int | None = None
+    oom_killed: bool = False
+    # Epoch seconds at which the host's container exited, as the engine recorded it.
+    finished_at: float | None = None
+    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -75,24 +120,36 @@ class LogLine:
 
 
 @dataclass(frozen=True)
-class ContainerState:
-    running: bool
-    exit_code: int | None
-    oom_killed: bool
-    error: str
+class TaskResult:
+    """What an agent task printed and how it ended (engines that run agents next to hosts)."""
+
+    exit_code: int
+    output: str
 
 
 @dataclass(frozen=True)
-class FoundContainer:
-    id: str
-    labels: Mapping[str, str]
+class AgentTask:
+    """A short-lived container of trainforge's own agent image, placed on ``node``."""
+
+    name: str
+    node: str | None
+    image: str
+    command: tuple[str, ...]
+    env: Mapping[str, str]
+    mounts: tuple[Mount, ...]
 
 
 class Engine(Protocol):
-    supports_gpus: bool
+    # Hosts may land on other machines than the server's: their /opt/ml cannot be a directory
+    # of the server's disk, so data moves through agents next to them.
+    spans_machines: bool
 
     def describe(self) -> str:
         """Where the engine is, for error messages ("Docker at unix:///var/run/docker.sock")."""
+        ...
+
+    def nodes(self) -> list[Node]:
+        """The machines hosts can run on, with their full capacity."""
         ...
 
     def image(self, ref: str) -> ImageInfo:
@@ -104,29 +161,20 @@ class Engine(Protocol):
         ``list_dir``, and whether ``executable`` is an executable on the image's PATH."""
         ...
 
-    def create_network(self, name: str, labels: Mapping[str, str], internal: bool = False) -> None:
-        """A private network for a job's hosts; ``internal`` cuts it off from the outside
-        (EnableNetworkIsolation)."""
+    def start(self, group: GroupSpec) -> None: ...
+
+    def states(self, job: str) -> dict[str, HostState]: ...
+
+    def wait(self, job: str, timeout: float) -> dict[str, HostState]: ...
+
+    def terminate(self, job: str) -> None: ...
+
+    def kill(self, job: str) -> None: ...
+
+    def logs(self, job: str, host: str, since_ns: int, follow: bool) -> Iterator[LogLine]: ...
+
+    def remove(self, job: str) -> None: ...
+
+    def run_task(self, task: AgentTask, timeout: float) -> TaskResult:
+        """Run an agent task to its end (engines with ``spans_machines``)."""
         ...
-
-    def remove_networks(self, labels: Mapping[str, str]) -> None:
-        """Remove every network carrying these labels (idempotent)."""
-        ...
-
-    def launch(self, spec: ContainerSpec) -> str: ...
-
-    def state(self, container_id: str) -> ContainerState | None:
-        """None when the container does not exist (any more)."""
-        ...
-
-    def wait(self, container_id: str, timeout: float | None = None) -> int | None: ...
-
-    def signal(self, container_id: str, signal: str) -> None: ...
-
-    def logs(self, container_id: str, since_ns: int, follow: bool) -> Iterator[LogLine]: ...
-
-    def remove(self, container_id: str) -> None: ...
-
-    def find(self, labels: Mapping[str, str]) -> list[FoundContainer]: ...
-
-    def gpu_count(self) -> int: ...

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainforge.domain import contract
-from trainforge.errors import Fault
 from trainforge.runtime.pgzip import ParallelGzipWriter
 
 _READ_CHUNK = 1 << 20
@@ -169,10 +168,3 @@ def read_failure(output_dir: Path) -> str | None:
     finally:
         os.close(fd)
     return raw.decode("utf-8", "replace")[: contract.FAILURE_REASON_MAX]
-
-
-def algorithm_failure_reason(failure_text: str | None, exit_code: int) -> str:
-    """``AlgorithmError: <failure file>, exit code: N``, at most 1024 characters (spec §5.2)."""
-    text = (failure_text or "").rstrip()
-    reason = f"{Fault.ALGORITHM.value}: {text}, exit code: {exit_code}"
-    return reason[: contract.FAILURE_REASON_MAX]

@@ -1,119 +1,77 @@
-"""One job, from workspace to outcome: prepare → stage → launch → watch → collect.
+"""The execute step of a job's lifecycle: prepare the hosts' /opt/ml trees → check the image →
+start the host group → watch it (logs, stop, max runtime, a failing peer) → collect → outcome.
 
-The runtime never writes a status: it tells its ``Reporter`` which phase it is in, hands it the
-log lines, and returns an ``Outcome``. Stop requests and the MaxRuntimeInSeconds deadline end the
-containers the way SageMaker does (SIGTERM to PID 1, the grace period, SIGKILL) and the artifacts
-written until then are still collected. A worker that takes over a job whose worker died calls
-``resume`` with the containers it found, and the job carries on from there.
+Stop requests and the MaxRuntimeInSeconds deadline end the job the way SageMaker does, whatever
+phase it is in: while inputs download, the download stops and the job ends Stopped (or
+MaxRuntimeExceeded); once the containers run, they get SIGTERM, the grace period, SIGKILL, and
+the artifacts written until then are still collected. A worker that takes over a job whose
+worker died calls ``resume``, and the job carries on from where the store says it was.
 """
 
 from __future__ import annotations
 
 import contextlib
-import enum
-import secrets
+import math
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
-from typing import Protocol
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from trainforge.domain import contract
-from trainforge.engines.base import BindMount, ContainerSpec, Engine, ImageContents, LogLine
+from trainforge.domain.allocation import Allocation
+from trainforge.engines.base import (
+    Engine,
+    GroupSpec,
+    HostContainer,
+    HostState,
+    ImageContents,
+    Limits,
+    Mount,
+)
 from trainforge.errors import (
     ContainerStartError,
     EngineError,
-    Fault,
     ImageNotFound,
     JobFailure,
-    StorageError,
+    StorageCancelled,
 )
-from trainforge.runtime.artifacts import algorithm_failure_reason, read_failure
-from trainforge.runtime.collect import Collector
+from trainforge.runtime.dataplane import DataPlane
 from trainforge.runtime.image_checks import image_warnings
 from trainforge.runtime.jobspec import JobSpec
 from trainforge.runtime.logpump import LogPump
-from trainforge.runtime.staging import Mount, Stager
-from trainforge.runtime.workspace import HostWorkspace, Workspace
-from trainforge.storage.base import Storage
-
-_POLL_SECONDS = 0.1
-OOM_REASON = (
-    "OutOfMemoryError: Please use an instance type with more memory, or reduce the size of job "
-    "data processed on an instance."
+from trainforge.runtime.report import (
+    Ending,
+    Outcome,
+    OutcomeKind,
+    Phase,
+    ProbeCache,
+    Reporter,
+    StopControl,
 )
+from trainforge.runtime.watch import GroupWatch, WatchState
 
-
-class Phase(enum.Enum):
-    DOWNLOADING_DATA = "downloading_data"
-    DOWNLOADING_IMAGE = "downloading_image"
-    TRAINING = "training"
-    STOPPING = "stopping"
-    MAX_RUNTIME = "max_runtime"
-    UPLOADING = "uploading"
-
-
-class OutcomeKind(enum.Enum):
-    COMPLETED = "completed"
-    FAILED = "failed"
-    STOPPED = "stopped"
-    MAX_RUNTIME = "max_runtime"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    kind: OutcomeKind
-    failure_reason: str | None = None
-    exit_codes: Mapping[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class RunningContainer:
-    host: str
-    container_id: str
-    stream: str
-    log_cursor_ns: int = 0
-
-
-class Reporter(Protocol):
-    def phase(self, phase: Phase) -> float:
-        """Record a phase change; returns the time it was recorded at."""
-        ...
-
-    def stream_opened(self, host: str, stream: str) -> None:
-        """The host's log stream exists from here on (warnings land in it even if the container
-        then fails to start)."""
-        ...
-
-    def container_started(self, host: str, container_id: str, stream: str) -> None: ...
-
-    def log_lines(self, host: str, lines: list[LogLine], cursor_ns: int) -> None: ...
-
-    def warning(self, text: str) -> None: ...
-
-
-class StopControl(Protocol):
-    def stop_requested(self) -> bool: ...
-
-
-class ProbeCache(Protocol):
-    """Keeps what an image holds by image id, beyond the life of one process."""
-
-    def get(self, image_id: str) -> ImageContents | None: ...
-
-    def put(self, image_id: str, contents: ImageContents) -> None: ...
+# An exit this close to an engine outage is the engine's doing, not the algorithm's.
+_OUTAGE_MARGIN_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
 class RuntimeConfig:
-    jobs_dir: Path
     stop_grace_seconds: float
-    instance_label: str
     keep_containers: bool = False
     keep_workspaces: bool = False
     log_flush_seconds: float = 0.2
+    engine_outage_seconds: float = 60.0
     container_env: Callable[[], Mapping[str, str]] = dict
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where a worker that died left its job, as the store kept it."""
+
+    cursors: Mapping[str, int]
+    training_start_time: float
+    ending: Ending | None
+    terminated_at: float | None
 
 
 class JobRunner:
@@ -121,93 +79,83 @@ class JobRunner:
         self,
         config: RuntimeConfig,
         engine: Engine,
-        storage: Storage,
+        data: DataPlane,
         probes: ProbeCache | None = None,
     ) -> None:
         self.config = config
         self.engine = engine
-        self.storage = storage
-        self.stager = Stager(storage)
+        self.data = data
         self.probes = probes
         self._probe_cache: dict[str, ImageContents] = {}
         self._probe_lock = threading.Lock()
 
     # -- entry points ----------------------------------------------------------------------
 
-    def run(self, spec: JobSpec, reporter: Reporter, control: StopControl) -> Outcome:
+    def run(
+        self, spec: JobSpec, allocation: Allocation, reporter: Reporter, control: StopControl
+    ) -> Outcome:
         """Run the job to its outcome. The caller records the outcome, then calls ``release``:
-        containers and workspace stay until the outcome is stored, so a worker that dies in
-        between leaves a job that can be taken over and collected again."""
-        workspace = Workspace.at(self.config.jobs_dir, spec)
+        containers and trees stay until the outcome is stored, so a worker that dies in between
+        leaves a job that can be taken over and collected again."""
         started = reporter.phase(Phase.DOWNLOADING_DATA)
-        deadline = started + spec.max_runtime_seconds
-        watch = _Watch(control, deadline)
+        early = _EarlyEnd(control, started + spec.max_runtime_seconds)
         try:
-            workspace.create(spec)
-            staged = self.stager.stage(spec, workspace, watch.should_abort)
-            self.stager.restore_checkpoints(spec, workspace, watch.should_abort)
+            mounts = self.data.prepare(spec, allocation, early.check)
+        except StorageCancelled:
+            return Outcome.ended_early(early.ending)
         except JobFailure as exc:
-            if watch.should_abort():
-                return watch.outcome_without_container()
-            return Outcome(OutcomeKind.FAILED, exc.failure_reason)
-        except OSError as exc:
-            return Outcome(
-                OutcomeKind.FAILED,
-                f"{Fault.PLATFORM.value}: cannot prepare the job's workspace: {exc}",
-            )
-        if watch.should_abort():
-            return watch.outcome_without_container()
+            return Outcome.ended_early(early.ending) if early.check() else Outcome.failed(exc)
+        if early.check():
+            return Outcome.ended_early(early.ending)
         reporter.phase(Phase.DOWNLOADING_IMAGE)
         try:
             image = self.engine.image(spec.image)
             for warning in image_warnings(spec, image, self._probe(spec.image, image.id)):
                 reporter.warning(warning)
         except ImageNotFound as exc:
-            return Outcome(OutcomeKind.FAILED, f"{Fault.CLIENT.value}: {exc}")
+            return Outcome.failed(JobFailure.client(str(exc)))
         except EngineError as exc:
-            return Outcome(OutcomeKind.FAILED, f"{Fault.PLATFORM.value}: {exc}")
-        if watch.should_abort():
-            return watch.outcome_without_container()
+            return Outcome.failed(JobFailure.platform(str(exc)))
+        if early.check():
+            return Outcome.ended_early(early.ending)
         reporter.phase(Phase.TRAINING)
+        group = self._group(spec, allocation, mounts, reporter)
         try:
-            running = self._launch(spec, workspace, staged.mounts, reporter)
+            self.engine.start(group)
         except ContainerStartError as exc:
-            return Outcome(OutcomeKind.FAILED, f"{Fault.CLIENT.value}: {exc}")
+            return Outcome.failed(JobFailure.client(str(exc)))
         except EngineError as exc:
-            return Outcome(OutcomeKind.FAILED, f"{Fault.PLATFORM.value}: {exc}")
-        return self._watch_and_collect(spec, workspace, running, reporter, watch)
+            return Outcome.failed(JobFailure.platform(str(exc)))
+        state = WatchState()
+        deadline = started + spec.max_runtime_seconds
+        return self._watch_and_collect(spec, allocation, reporter, control, deadline, state, {})
 
     def resume(
         self,
         spec: JobSpec,
-        running: Sequence[RunningContainer],
+        allocation: Allocation | None,
+        resume: Resume,
         reporter: Reporter,
         control: StopControl,
-        training_start_time: float,
-        stopping: bool,
     ) -> Outcome:
-        """Carry on with containers a dead worker launched: logs, stop, max runtime, upload."""
-        workspace = Workspace.at(self.config.jobs_dir, spec)
-        watch = _Watch(control, training_start_time + spec.max_runtime_seconds)
-        if stopping:
-            watch.reason = Phase.STOPPING
-        return self._watch_and_collect(spec, workspace, list(running), reporter, watch)
+        """Carry on with the hosts a dead worker started: logs, stop, max runtime, upload."""
+        state = WatchState(ending=resume.ending, terminated_at=resume.terminated_at)
+        deadline = resume.training_start_time + spec.max_runtime_seconds
+        return self._watch_and_collect(
+            spec, allocation, reporter, control, deadline, state, resume.cursors
+        )
 
     def release(self, spec: JobSpec) -> None:
-        """After the outcome is recorded: remove the job's containers and network, and its host
-        directories, as a SageMaker instance's storage goes with it (the artifacts are uploaded
-        by then). TRAINFORGE_KEEP_CONTAINERS and TRAINFORGE_KEEP_WORKSPACES keep them."""
+        """After the outcome is recorded: remove the job's containers, network and trees, as a
+        SageMaker instance's storage goes with it (the artifacts are uploaded by then).
+        TRAINFORGE_KEEP_CONTAINERS and TRAINFORGE_KEEP_WORKSPACES keep them."""
         if not self.config.keep_containers:
-            labels = self._labels(spec, None)
             with contextlib.suppress(EngineError):
-                for found in self.engine.find(labels):
-                    self.engine.remove(found.id)
-                if len(spec.hosts) > 1:
-                    self.engine.remove_networks(labels)
+                self.engine.remove(spec.name)
         if not self.config.keep_workspaces:
-            Workspace.at(self.config.jobs_dir, spec).remove()
+            self.data.release(spec)
 
-    # -- launch ----------------------------------------------------------------------------
+    # -- start -----------------------------------------------------------------------------
 
     def _probe(self, ref: str, image_id: str) -> ImageContents:
         with self._probe_lock:
@@ -222,84 +170,42 @@ class JobRunner:
             self._probe_cache[image_id] = cached
         return cached
 
-    def _launch(
+    def _group(
         self,
         spec: JobSpec,
-        workspace: Workspace,
-        mounts: Mapping[str, list[Mount]],
+        allocation: Allocation,
+        mounts: Mapping[str, tuple[Mount, ...]],
         reporter: Reporter,
-    ) -> list[RunningContainer]:
-        multi = len(spec.hosts) > 1
-        network = "none" if spec.network_isolation and not multi else None
-        if multi:
-            network = f"trainforge-{spec.name}-{secrets.token_hex(3)}"
-            self.engine.create_network(
-                network, self._labels(spec, None), internal=spec.network_isolation
-            )
+    ) -> GroupSpec:
         entrypoint, command = container_invocation(spec)
         env = self._environment(spec)
-        launched: list[RunningContainer] = []
-        try:
-            for hw in workspace.hosts:
-                launched.append(
-                    self._launch_host(spec, hw, mounts, reporter, entrypoint, command, env, network)
+        started = int(time.time())
+        hosts = []
+        for host in spec.hosts:
+            given = allocation.host(host.name)
+            limits = (
+                Limits(given.cpus, given.memory_bytes, given.shm_bytes, given.gpu_ids)
+                if given is not None
+                else Limits()
+            )
+            stream = contract.log_stream_name(spec.name, host.name, started)
+            reporter.stream_opened(host.name, stream)
+            hosts.append(
+                HostContainer(
+                    host=host.name,
+                    image=spec.image,
+                    entrypoint=entrypoint,
+                    command=command,
+                    env=env,
+                    mounts=tuple(mounts.get(host.name, ())),
+                    limits=limits,
+                    stream=stream,
+                    node=given.node if given is not None else None,
                 )
-        except EngineError:
-            # Remove what did start; the others never will.
-            self.release_containers(launched)
-            raise
-        return launched
-
-    def _launch_host(
-        self,
-        spec: JobSpec,
-        hw: HostWorkspace,
-        mounts: Mapping[str, list[Mount]],
-        reporter: Reporter,
-        entrypoint: tuple[str, ...] | None,
-        command: tuple[str, ...] | None,
-        env: Mapping[str, str],
-        network: str | None,
-    ) -> RunningContainer:
-        multi = len(spec.hosts) > 1
-        host = hw.host.name
-        binds = [
-            BindMount(hw.root, contract.OPT_ML, False),
-            BindMount(hw.config_dir, contract.INPUT_CONFIG, True),
-        ]
-        binds += [BindMount(m.source, m.target, m.read_only) for m in mounts.get(host, [])]
-        if spec.checkpoint is not None:
-            target = PurePosixPath(spec.checkpoint.local_path)
-            binds.append(BindMount(hw.checkpoint_dir, target, False))
-        resources = spec.resources
-        stream = contract.log_stream_name(spec.name, host, int(time.time()))
-        container_spec = ContainerSpec(
-            name=f"{spec.name}-{host}-{secrets.token_hex(3)}",
-            image=spec.image,
-            entrypoint=entrypoint,
-            command=command,
-            env=env,
-            hostname=host,
-            mounts=binds,
-            labels={**self._labels(spec, host), "trainforge.stream": stream},
-            network=network,
-            network_aliases=(host,) if multi else (),
-            cpus=resources.get("cpus"),
-            memory_bytes=resources.get("memory_bytes"),
-            shm_bytes=resources.get("shm_bytes"),
-            gpus=int(resources.get("gpus") or 0),
-            gpu_ids=tuple((resources.get("gpu_ids") or {}).get(host, ())),
+            )
+        return GroupSpec(
+            spec.name, tuple(hosts), spec.network_isolation, self.config.stop_grace_seconds
         )
-        reporter.stream_opened(host, stream)
-        container_id = self.engine.launch(container_spec)
-        reporter.container_started(host, container_id, stream)
-        return RunningContainer(host, container_id, stream)
-
-    def _labels(self, spec: JobSpec, host: str | None) -> dict[str, str]:
-        labels = {"trainforge.job": spec.name, "trainforge.instance": self.config.instance_label}
-        if host is not None:
-            labels["trainforge.host"] = host
-        return labels
 
     def _environment(self, spec: JobSpec) -> dict[str, str]:
         env = {
@@ -312,128 +218,117 @@ class JobRunner:
         env.update(spec.environment)
         return env
 
-    # -- watch and collect --------------------------------------------------------------------
+    # -- watch and collect -----------------------------------------------------------------
 
     def _watch_and_collect(
         self,
         spec: JobSpec,
-        workspace: Workspace,
-        running: list[RunningContainer],
+        allocation: Allocation | None,
         reporter: Reporter,
-        watch: _Watch,
+        control: StopControl,
+        deadline: float,
+        state: WatchState,
+        cursors: Mapping[str, int],
     ) -> Outcome:
-        pump = LogPump(self.engine, reporter.log_lines, self.config.log_flush_seconds)
-        exit_codes: dict[str, int] = {}
-        waiters = []
-        done = threading.Event()
-        lock = threading.Lock()
-
-        def wait_for(container: RunningContainer) -> None:
-            code = self.engine.wait(container.container_id)
-            with lock:
-                exit_codes[container.host] = code if code is not None else 137
-                if len(exit_codes) == len(running) or (code or 0) != 0:
-                    done.set()
-
-        for container in running:
-            pump.follow(container.host, container.container_id, container.log_cursor_ns)
-            thread = threading.Thread(target=wait_for, args=(container,), daemon=True)
-            thread.start()
-            waiters.append(thread)
-
-        signalled_at: float | None = None
-        killed = False
+        hosts = [h.name for h in spec.hosts]
+        pump = LogPump(self.engine, spec.name, reporter.log_lines, self.config.log_flush_seconds)
+        for host in hosts:
+            pump.follow(host, cursors.get(host, 0))
+        watch = GroupWatch(
+            self.engine,
+            spec.name,
+            hosts,
+            control,
+            deadline,
+            self.config.stop_grace_seconds,
+            reporter,
+            state,
+            self.config.engine_outage_seconds,
+        )
+        failure: JobFailure | None = None
+        states: dict[str, HostState] = {}
         try:
-            while True:
-                done.wait(_POLL_SECONDS)
-                with lock:
-                    finished = len(exit_codes) == len(running)
-                    failed_host = any(code != 0 for code in exit_codes.values())
-                if finished:
-                    break
-                if signalled_at is None:
-                    reason = watch.check()
-                    if reason is None and failed_host:
-                        # One host failed: the job has failed; end the others the same way.
-                        reason = Phase.STOPPING
-                        watch.peer_failed = True
-                    if reason is not None:
-                        if not watch.peer_failed:
-                            reporter.phase(reason)
-                        for container in running:
-                            self.engine.signal(container.container_id, "SIGTERM")
-                        signalled_at = time.monotonic()
-                elif (
-                    not killed and time.monotonic() - signalled_at >= self.config.stop_grace_seconds
-                ):
-                    for container in running:
-                        self.engine.signal(container.container_id, "SIGKILL")
-                    killed = True
-                done.clear()
+            states = watch.run()
+        except JobFailure as exc:
+            failure = exc
+            with contextlib.suppress(EngineError):
+                watch.kill_now()
         except BaseException:
-            # Something of ours broke (the engine went away, say): the containers must not run
-            # on unwatched. The job is recorded as failed by the caller.
-            for container in running:
-                with contextlib.suppress(EngineError):
-                    self.engine.signal(container.container_id, "SIGKILL")
+            with contextlib.suppress(EngineError):
+                watch.kill_now()
             raise
         finally:
-            for thread in waiters:
-                thread.join(timeout=30)
             for error in pump.close():
                 reporter.warning(f"Reading the container output failed: {error}")
-        states = {c.host: self.engine.state(c.container_id) for c in running}
-        outcome = self._outcome(spec, workspace, exit_codes, states, watch)
-        return self._collect(spec, workspace, outcome, reporter)
-
-    def _outcome(
-        self,
-        spec: JobSpec,
-        workspace: Workspace,
-        exit_codes: Mapping[str, int],
-        states: Mapping[str, object],
-        watch: _Watch,
-    ) -> Outcome:
-        if watch.reason is Phase.STOPPING and not watch.peer_failed:
-            return Outcome(OutcomeKind.STOPPED, exit_codes=exit_codes)
-        if watch.reason is Phase.MAX_RUNTIME:
-            return Outcome(OutcomeKind.MAX_RUNTIME, exit_codes=exit_codes)
-        failing = [hw for hw in workspace.hosts if exit_codes.get(hw.host.name, 0) != 0]
-        if not failing:
-            return Outcome(OutcomeKind.COMPLETED, exit_codes=exit_codes)
-        first = failing[0]
-        state = states.get(first.host.name)
-        if getattr(state, "oom_killed", False):
-            return Outcome(OutcomeKind.FAILED, OOM_REASON, exit_codes)
-        code = exit_codes[first.host.name]
-        reason = algorithm_failure_reason(read_failure(first.output_dir), code)
-        return Outcome(OutcomeKind.FAILED, reason, exit_codes)
-
-    def _collect(
-        self, spec: JobSpec, workspace: Workspace, outcome: Outcome, reporter: Reporter
-    ) -> Outcome:
+        self.data.inputs_done(spec)
+        outcome = Outcome.failed(failure) if failure else outcome_of(spec, states, state, {})
         if outcome.kind is OutcomeKind.COMPLETED:
             reporter.phase(Phase.UPLOADING)
-        collector = Collector(self.storage, spec, workspace)
-        try:
-            for warning in collector.upload():
-                reporter.warning(warning)
-        except (StorageError, OSError) as exc:
+        collected = self.data.collect(spec, allocation)
+        for warning in collected.warnings:
+            reporter.warning(warning)
+        if failure is None:
+            outcome = outcome_of(spec, states, state, collected.failure_texts)
+        if collected.error is not None:
             if outcome.kind is OutcomeKind.FAILED:
-                reporter.warning(f"Uploading the artifacts of the failed job failed: {exc}")
+                reporter.warning(
+                    f"Uploading the artifacts of the failed job failed: {collected.error.reason}"
+                )
                 return outcome
-            return Outcome(
-                OutcomeKind.FAILED,
-                f"{Fault.CLIENT.value}: Uploading the model artifacts to {spec.output_prefix} "
-                f"failed: {exc}",
-                outcome.exit_codes,
-            )
+            return Outcome.failed(collected.error, outcome.exit_codes)
         return outcome
 
-    def release_containers(self, running: Sequence[RunningContainer]) -> None:
-        with contextlib.suppress(EngineError):
-            for container in running:
-                self.engine.remove(container.container_id)
+
+def outcome_of(
+    spec: JobSpec,
+    states: Mapping[str, HostState],
+    watch: WatchState,
+    failure_texts: Mapping[str, str | None],
+) -> Outcome:
+    """How the job ended, from its hosts' last states and what the watch did. A failed job's
+    FailureReason comes from the host that failed first."""
+    codes = {h: s.exit_code for h, s in states.items() if s.exit_code is not None}
+    if watch.ending is Ending.STOP:
+        return Outcome(OutcomeKind.STOPPED, exit_codes=codes)
+    if watch.ending is Ending.MAX_RUNTIME:
+        return Outcome(OutcomeKind.MAX_RUNTIME, exit_codes=codes)
+    order = {h: i for i, h in enumerate(watch.seen_ending)}
+    failed = [
+        h.name for h in spec.hosts if h.name not in states or (states[h.name].exit_code or 0) != 0
+    ]
+    if not failed:
+        return Outcome(OutcomeKind.COMPLETED, exit_codes=codes)
+
+    def when(host: str) -> tuple[float, int]:
+        found = states.get(host)
+        finished = found.finished_at if found is not None else None
+        return (finished if finished is not None else math.inf, order.get(host, len(order)))
+
+    first = min(failed, key=when)
+    found = states.get(first)
+    if found is None:
+        return Outcome.failed(
+            JobFailure.platform(
+                f"Host {first} was lost while the job ran: its container no longer exists."
+            ),
+            codes,
+        )
+    code = codes.get(first, 0)
+    if found.oom_killed:
+        return Outcome.failed(JobFailure.out_of_memory(), codes)
+    finished = found.finished_at
+    for began, ended in watch.outages:
+        if finished is None or began - _OUTAGE_MARGIN_SECONDS <= finished <= (
+            ended + _OUTAGE_MARGIN_SECONDS
+        ):
+            return Outcome.failed(
+                JobFailure.platform(
+                    f"The container engine went away while the job ran, and {first} ended "
+                    f"meanwhile (exit code {code}). Create the job again to rerun it."
+                ),
+                codes,
+            )
+    return Outcome.failed(JobFailure.algorithm(failure_texts.get(first), code), codes)
 
 
 def container_invocation(spec: JobSpec) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
@@ -450,26 +345,18 @@ def container_invocation(spec: JobSpec) -> tuple[tuple[str, ...] | None, tuple[s
     return spec.entrypoint, spec.arguments or ()
 
 
-class _Watch:
-    """Why a job must end early: a stop request or its MaxRuntimeInSeconds deadline."""
+class _EarlyEnd:
+    """A stop request or the MaxRuntimeInSeconds deadline, before any container runs."""
 
     def __init__(self, control: StopControl, deadline: float) -> None:
         self.control = control
         self.deadline = deadline
-        self.reason: Phase | None = None
-        self.peer_failed = False
+        self.ending: Ending | None = None
 
-    def check(self) -> Phase | None:
-        if self.reason is None:
+    def check(self) -> bool:
+        if self.ending is None:
             if self.control.stop_requested():
-                self.reason = Phase.STOPPING
+                self.ending = Ending.STOP
             elif time.time() >= self.deadline:
-                self.reason = Phase.MAX_RUNTIME
-        return self.reason
-
-    def should_abort(self) -> bool:
-        return self.check() is not None
-
-    def outcome_without_container(self) -> Outcome:
-        kind = OutcomeKind.MAX_RUNTIME if self.reason is Phase.MAX_RUNTIME else OutcomeKind.STOPPED
-        return Outcome(kind)
+                self.ending = Ending.MAX_RUNTIME
+        return self.ending is not None

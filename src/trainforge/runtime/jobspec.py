@@ -7,7 +7,7 @@ MaxRuntimeInSeconds, checkpoint path) so that no other runtime module reads the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from trainforge.domain import contract
@@ -56,7 +56,6 @@ class JobSpec:
     checkpoint: CheckpointSpec | None
     network_isolation: bool
     volume_size_gb: int
-    resources: dict[str, Any] = field(default_factory=dict)
 
     @property
     def output_prefix(self) -> str:

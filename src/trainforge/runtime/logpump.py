@@ -1,65 +1,92 @@
-"""Carries every output line of a job's containers to a sink, in small batches.
+"""Carries every output line of a job's hosts to a sink, in small batches, without losing one.
 
-One reader thread per container follows its log; one flusher thread hands each host's lines to
-the sink at least every ``flush_seconds`` (so a line reaches the store, and GetLogEvents, well
-within a second) together with the timestamp of the last line, the cursor a new worker resumes
-from after a crash.
+One reader thread per host follows its log through the engine; one flusher thread hands each
+host's lines to the sink at least every ``flush_seconds`` (so a line reaches the store, and
+GetLogEvents, well within a second) together with the timestamp of the last line, the cursor a
+new worker resumes from after a crash.
+
+Nothing is dropped on the way: the queue between readers and flusher is bounded, so a sink that
+cannot keep up (or a store whose disk is full, which the sink waits out) slows the readers
+instead of growing memory, and the engine keeps the lines meanwhile. A reader whose engine goes
+away (a daemon restarting) reads again from its last line once the engine answers.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
 from collections.abc import Callable
 
 from trainforge.engines.base import Engine, LogLine
+from trainforge.errors import EngineError
 
 Sink = Callable[[str, list[LogLine], int], None]
+log = logging.getLogger("trainforge.runtime")
 _DONE = object()
+_RETRY_SECONDS = 0.5
 
 
 class LogPump:
     def __init__(
-        self, engine: Engine, sink: Sink, flush_seconds: float = 0.2, max_batch: int = 2000
+        self,
+        engine: Engine,
+        job: str,
+        sink: Sink,
+        flush_seconds: float = 0.2,
+        max_batch: int = 2000,
+        max_queued: int = 20_000,
     ) -> None:
         self._engine = engine
+        self._job = job
         self._sink = sink
         self._flush_seconds = flush_seconds
         self._max_batch = max_batch
-        self._queue: queue.Queue[tuple[str, object]] = queue.Queue()
+        self._queue: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=max_queued)
         self._readers: list[threading.Thread] = []
-        self._exited = threading.Event()
+        self._closing = threading.Event()
         self._errors: list[BaseException] = []
+        self._lines_read = 0
+        self._lines_done = 0
         self._flusher = threading.Thread(target=self._flush_loop, name="log-flush", daemon=True)
         self._flusher.start()
 
-    def follow(self, host: str, container_id: str, since_ns: int = 0) -> None:
+    def follow(self, host: str, since_ns: int = 0) -> None:
         thread = threading.Thread(
-            target=self._read,
-            args=(host, container_id, since_ns),
-            name=f"logs-{host}",
-            daemon=True,
+            target=self._read, args=(host, since_ns), name=f"logs-{host}", daemon=True
         )
         self._readers.append(thread)
         thread.start()
 
-    def _read(self, host: str, container_id: str, since_ns: int) -> None:
+    def _read(self, host: str, since_ns: int) -> None:
         last = since_ns
-        try:
-            for follow in (True, False):
-                floor = since_ns if follow else last
-                for line in self._engine.logs(container_id, floor, follow=follow):
-                    if floor and line.ts_ns <= floor:
+        follow = True
+        while True:
+            try:
+                for line in self._engine.logs(self._job, host, last, follow=follow):
+                    if last and line.ts_ns <= last:
                         continue
                     last = max(last, line.ts_ns)
                     self._queue.put((host, line))
-                # A follow stream can close before the engine has written the container's last
-                # output (a final line without a newline, typically). Once the container has
-                # exited everything is written: read again after the last line seen.
-                self._exited.wait()
-        except BaseException as exc:
-            self._errors.append(exc)
+                    self._lines_read += 1
+            except EngineError as exc:
+                if self._closing.is_set() and not follow:
+                    self._errors.append(exc)
+                    return
+                # The engine is away: read again from the last line once it answers.
+                self._closing.wait(_RETRY_SECONDS)
+                continue
+            except BaseException as exc:
+                self._errors.append(exc)
+                return
+            if not follow:
+                return
+            # A follow stream can close before the engine has written a host's last output (a
+            # final line without a newline, typically). Once every host has ended, everything is
+            # written: read again after the last line seen.
+            self._closing.wait()
+            follow = False
 
     def _flush_loop(self) -> None:
         batches: dict[str, list[LogLine]] = {}
@@ -90,16 +117,33 @@ class LogPump:
             self._sink(host, batch, batch[-1].ts_ns)
         except BaseException as exc:
             self._errors.append(exc)
+        self._lines_done += len(batch)
+
+    def _moved(self) -> int:
+        return self._lines_read + self._lines_done
 
     def close(self, timeout: float = 10.0) -> list[BaseException]:
-        """Call once every container has exited: read what the follow streams missed, flush,
-        and stop.
+        """Call once every host has ended: read what the follow streams missed, flush, stop.
+        Waits as long as the readers make progress (a chatty job's log can take a while to
+        read) and the sink takes (it may be waiting for disk space); gives a reader up after
+        ``timeout`` seconds without a line.
 
         Returns the errors the readers and the sink met, so the caller can log them."""
-        end = time.monotonic() + timeout
-        self._exited.set()
+        self._closing.set()
+        progress = (self._moved(), time.monotonic())
         for thread in self._readers:
-            thread.join(max(0.0, end - time.monotonic()))
+            while thread.is_alive():
+                thread.join(0.5)
+                if self._moved() != progress[0]:
+                    progress = (self._moved(), time.monotonic())
+                elif time.monotonic() - progress[1] > timeout:
+                    self._errors.append(
+                        TimeoutError(f"the log of {thread.name[5:]} stopped answering")
+                    )
+                    break
         self._queue.put(("", _DONE))
-        self._flusher.join(max(0.1, end - time.monotonic()))
+        while self._flusher.is_alive():
+            self._flusher.join(30)
+            if self._flusher.is_alive():
+                log.warning("job %s: still storing its last log lines", self._job)
         return list(self._errors)

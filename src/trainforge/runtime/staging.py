@@ -14,11 +14,12 @@ import posixpath
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TypeVar
 
 from trainforge.domain import contract
 from trainforge.domain.hosts import Host
+from trainforge.engines.base import Mount
 from trainforge.errors import Fault, JobFailure, StorageError
 from trainforge.runtime.jobspec import ChannelSpec, JobSpec
 from trainforge.runtime.workspace import Workspace, channels_for_host
@@ -27,13 +28,6 @@ from trainforge.storage.location import BadLocation, Location, parse_location
 
 _MANIFEST_MAX_BYTES = 256 << 20
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Mount:
-    source: Path
-    target: PurePosixPath
-    read_only: bool
 
 
 @dataclass
@@ -160,9 +154,9 @@ class Stager:
                 raise JobFailure(Fault.CLIENT, f"Input data path {source} does not exist.")
             for host in hosts:
                 if source.is_dir():
-                    report.mounts[host.name].append(Mount(source, target, True))
+                    report.mounts[host.name].append(Mount(str(source), target, True))
                 else:
-                    report.mounts[host.name].append(Mount(source, target / source.name, True))
+                    report.mounts[host.name].append(Mount(str(source), target / source.name, True))
             return
         objects = self._objects(spec, channel, location)
         if channel.shuffle_seed is not None:
@@ -172,7 +166,7 @@ class Stager:
             chosen = shard(objects, index, len(hosts)) if sharded else objects
             root = base / host.name if sharded else base
             if not sharded and index > 1:
-                report.mounts[host.name].append(Mount(root, target, True))
+                report.mounts[host.name].append(Mount(str(root), target, True))
                 continue
             root.mkdir(parents=True, exist_ok=True)
             downloads = [
@@ -181,7 +175,7 @@ class Stager:
             self._download(downloads, should_stop)
             report.objects += len(downloads)
             report.bytes += sum(d.size for d in downloads)
-            report.mounts[host.name].append(Mount(root, target, True))
+            report.mounts[host.name].append(Mount(str(root), target, True))
 
     def _objects(
         self, spec: JobSpec, channel: ChannelSpec, location: Location

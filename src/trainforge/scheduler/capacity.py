@@ -1,216 +1,248 @@
-"""What a job asks of the machine and whether it fits (spec §12.3).
+"""Placement: which node each host of a job runs on, and with what limits (spec §12.3).
 
-Each host of a job asks for its instance type's vCPUs, memory and GPUs; the job's hosts share
-this one machine. By default a job larger than the machine still runs, each host's limits capped
-to its share of what the machine has, with a warning; with strict admission such a job is
-refused at create time with SageMaker's ResourceLimitExceeded text. A job is admitted when its
-hosts fit beside the jobs already running.
+Each host asks for its own instance type's vCPUs, memory and GPUs. On one machine (``spread``
+false) every host of a job shares the one node; a job larger than the machine still runs, each
+host capped to its equal share of the machine, with a warning. On a cluster (``spread`` true)
+each host gets a node of its own, a host is capped to its node's size with a warning, and a host
+that asks for GPUs lands only on a node that has that many. A job is placed only when all its
+hosts fit beside the allocations already made (``in_use``): all or nothing.
+
+With strict admission a job that can never fit is refused at create time with SageMaker's
+ResourceLimitExceeded text.
 """
 
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from trainforge.domain.allocation import Allocation, HostAllocation, Node
+from trainforge.domain.hosts import Host, Hosts
 from trainforge.errors import ResourceLimitExceeded
 from trainforge.scheduler.instance_types import resources_for
 
-_MiB = 1 << 20
-
 
 @dataclass(frozen=True)
-class Capacity:
+class Need:
+    host: Host
     cpus: float
     memory_mib: int
     gpus: int
 
 
-@dataclass(frozen=True)
-class HostNeed:
-    host: str
-    instance_type: str
-    cpus: float
-    memory_mib: int
-    gpus: int
-
-
-@dataclass(frozen=True)
-class Allocation:
-    """The capped per-host limits of one job, and what it takes from the machine in total."""
-
-    hosts: tuple[HostNeed, ...]
-    capped: bool
-    warnings: tuple[str, ...]
-
-    @property
-    def cpus(self) -> float:
-        return sum(h.cpus for h in self.hosts)
-
-    @property
-    def memory_mib(self) -> int:
-        return sum(h.memory_mib for h in self.hosts)
-
-    @property
-    def gpus(self) -> int:
-        return sum(h.gpus for h in self.hosts)
-
-    def resources(self, gpu_ids: Mapping[str, list[str]] | None = None) -> dict[str, Any]:
-        """The JSON kept with the job's claim and handed to the runtime as container limits.
-
-        Every host gets the same limits (the smallest host's, as SageMaker hosts of one group are
-        alike); shared memory is half the memory, where Docker's default of 64 MiB would break
-        PyTorch data loaders."""
-        first = min(self.hosts, key=lambda h: (h.cpus, h.memory_mib))
-        return {
-            "cpus": first.cpus,
-            "memory_bytes": first.memory_mib * _MiB,
-            "shm_bytes": first.memory_mib * _MiB // 2,
-            "gpus": first.gpus,
-            "gpu_ids": dict(gpu_ids or {}),
-            "total_cpus": self.cpus,
-            "total_memory_mib": self.memory_mib,
-            "total_gpus": self.gpus,
-            "instance_types": [h.instance_type for h in self.hosts],
-        }
-
-
-def machine_capacity(
-    cpus: float | None = None, memory_mib: int | None = None, gpus: int | None = None
-) -> Capacity:
-    if memory_mib is None:
-        memory_mib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // _MiB
-    return Capacity(
-        cpus=float(cpus if cpus is not None else os.cpu_count() or 1),
-        memory_mib=int(memory_mib),
-        gpus=int(gpus or 0),
-    )
-
-
-def host_needs(request: Mapping[str, Any]) -> list[HostNeed]:
-    resource = request.get("ResourceConfig") or {}
-    groups = resource.get("InstanceGroups") or [
-        {
-            "InstanceType": resource.get("InstanceType"),
-            "InstanceCount": resource.get("InstanceCount", 1),
-        }
-    ]
+def needs_of(hosts: Hosts) -> list[Need]:
+    """What each host's instance type asks for; KeyError for a type the table does not know."""
     needs = []
-    index = 1
-    for group in groups:
-        spec = resources_for(str(group["InstanceType"]))
-        for _ in range(int(group.get("InstanceCount", 1) or 1)):
-            needs.append(
-                HostNeed(
-                    f"algo-{index}",
-                    str(group["InstanceType"]),
-                    spec.vcpus,
-                    int(spec.memory_gib * 1024),
-                    spec.gpus,
-                )
-            )
-            index += 1
+    for host in hosts.hosts:
+        spec = resources_for(host.instance_type)
+        needs.append(Need(host, spec.vcpus, int(spec.memory_gib * 1024), spec.gpus))
     return needs
 
 
-def instance_limit(instance_type: str, capacity: Capacity) -> int:
-    """How many instances of a type this machine holds at once."""
+@dataclass
+class _Free:
+    node: Node
+    cpus: float
+    memory_mib: int
+    gpu_ids: list[str]
+
+
+def _free(nodes: Sequence[Node], in_use: Iterable[Allocation]) -> dict[str, _Free]:
+    free = {n.name: _Free(n, n.cpus, n.memory_mib, list(n.gpu_ids)) for n in nodes}
+    for allocation in in_use:
+        for host in allocation.hosts:
+            item = free.get(host.node)
+            if item is None:
+                continue
+            item.cpus -= host.cpus
+            item.memory_mib -= host.memory_mib
+            item.gpu_ids = [g for g in item.gpu_ids if g not in host.gpu_ids]
+    return free
+
+
+def plan(
+    hosts: Hosts, nodes: Sequence[Node], in_use: Iterable[Allocation], spread: bool
+) -> Allocation | None:
+    """The allocation of a job that fits now, or None when it must wait."""
+    if not nodes:
+        return None
+    needs = needs_of(hosts)
+    free = _free(nodes, in_use)
+    if spread:
+        return _plan_spread(needs, free)
+    return _plan_shared(needs, free[nodes[0].name])
+
+
+def _plan_shared(needs: list[Need], free: _Free) -> Allocation | None:
+    node = free.node
+    share = len(needs)
+    placed = []
+    capped: list[tuple[Need, HostAllocation]] = []
+    for need in needs:
+        cpus = min(need.cpus, node.cpus / share)
+        memory = min(need.memory_mib, node.memory_mib // share)
+        gpus = min(need.gpus, len(node.gpu_ids) // share)
+        host = HostAllocation(need.host.name, need.host.instance_type, node.name, cpus, memory)
+        if (cpus, memory, gpus) != (need.cpus, need.memory_mib, need.gpus):
+            capped.append((need, host))
+        placed.append((host, gpus))
+    total_gpus = sum(g for _, g in placed)
+    if (
+        sum(h.cpus for h, _ in placed) > free.cpus + 1e-9
+        or sum(h.memory_mib for h, _ in placed) > free.memory_mib
+        or total_gpus > len(free.gpu_ids)
+    ):
+        return None
+    ids = list(free.gpu_ids)
+    hosts = []
+    for host, gpus in placed:
+        hosts.append(_with_gpus(host, ids[:gpus]))
+        ids = ids[gpus:]
+    warnings = _cap_warnings(capped, node, len(needs), "this machine", "each container")
+    return Allocation(tuple(hosts), warnings)
+
+
+def _plan_spread(needs: list[Need], free: dict[str, _Free]) -> Allocation | None:
+    # GPU hosts first, and each on the node with the fewest GPUs that is enough, so that a
+    # CPU host does not take the node a GPU host needs.
+    order = sorted(needs, key=lambda n: (-n.gpus, -n.cpus, n.host.index))
+    taken: set[str] = set()
+    placed: dict[str, HostAllocation] = {}
+    capped: list[tuple[Need, HostAllocation]] = []
+    for need in order:
+        candidates = sorted(
+            (f for f in free.values() if f.node.name not in taken),
+            key=lambda f: (len(f.node.gpu_ids), f.node.name),
+        )
+        chosen = None
+        for item in candidates:
+            cpus = min(need.cpus, item.node.cpus)
+            memory = min(need.memory_mib, item.node.memory_mib)
+            if (
+                len(item.node.gpu_ids) >= need.gpus
+                and cpus <= item.cpus + 1e-9
+                and memory <= item.memory_mib
+                and len(item.gpu_ids) >= need.gpus
+            ):
+                chosen = item
+                host = HostAllocation(
+                    need.host.name,
+                    need.host.instance_type,
+                    item.node.name,
+                    cpus,
+                    memory,
+                    tuple(item.gpu_ids[: need.gpus]),
+                )
+                if (cpus, memory) != (need.cpus, need.memory_mib):
+                    capped.append((need, host))
+                break
+        if chosen is None:
+            return None
+        taken.add(chosen.node.name)
+        placed[need.host.name] = host
+    ordered = tuple(placed[n.host.name] for n in needs)
+    warnings: tuple[str, ...] = ()
+    if capped:
+        where = f"node {capped[0][1].node}"
+        warnings = _cap_warnings(capped, None, 1, where, "its container")
+    return Allocation(ordered, warnings)
+
+
+def _with_gpus(host: HostAllocation, ids: list[str]) -> HostAllocation:
+    return HostAllocation(
+        host.host, host.instance_type, host.node, host.cpus, host.memory_mib, tuple(ids)
+    )
+
+
+def _cap_warnings(
+    capped: list[tuple[Need, HostAllocation]],
+    node: Node | None,
+    count: int,
+    where: str,
+    who: str,
+) -> tuple[str, ...]:
+    warnings = []
+    seen: set[str] = set()
+    for need, host in capped:
+        instance_type = need.host.instance_type
+        if instance_type in seen:
+            continue
+        seen.add(instance_type)
+        shown = node or Node(host.node, host.cpus, host.memory_mib, host.gpu_ids)
+        hosts = f"{count} host{'s' if count > 1 else ''}"
+        warnings.append(
+            f"{instance_type} has {need.cpus:g} vCPUs, {need.memory_mib // 1024} GiB and "
+            f"{need.gpus} GPUs per host ({hosts}); {where} has {shown.cpus:g} CPUs, "
+            f"{shown.memory_mib // 1024} GiB and {len(shown.gpu_ids)} GPUs, so {who} runs with "
+            f"at most {host.cpus:g} CPUs, {host.memory_mib} MiB and "
+            f"{min(need.gpus, len(shown.gpu_ids) // count)} GPUs."
+        )
+    return tuple(warnings)
+
+
+def instance_limit(instance_type: str, node: Node) -> int:
+    """How many instances of a type one node holds at once."""
     spec = resources_for(instance_type)
-    limits = [capacity.cpus / spec.vcpus, capacity.memory_mib / (spec.memory_gib * 1024)]
+    limits = [node.cpus / spec.vcpus, node.memory_mib / (spec.memory_gib * 1024)]
     if spec.gpus:
-        limits.append(capacity.gpus / spec.gpus)
+        limits.append(len(node.gpu_ids) / spec.gpus)
     return max(0, math.floor(min(limits) + 1e-9))
 
 
+def quota_message(instance_type: str, limit: int, used: int, delta: int) -> str:
+    return (
+        f"The account-level service limit '{instance_type} for training job usage' is {limit} "
+        f"Instances, with current utilization of {used} Instances and a request delta of "
+        f"{delta} Instances. Please use AWS Service Quotas to request an increase for this quota."
+    )
+
+
 def refuse_if_never_fits(
-    request: Mapping[str, Any], capacity: Capacity, in_use: Iterable[str]
+    hosts: Hosts, nodes: Sequence[Node], in_use: Iterable[str], spread: bool
 ) -> None:
     """Strict admission: ResourceLimitExceeded, in SageMaker's words, for a job that can never
-    fit this machine. ``in_use`` lists the instance type of every host running now."""
-    needs = host_needs(request)
+    fit. ``in_use`` lists the instance type of every host running now."""
+    needs = needs_of(hosts)
+    counts: dict[str, int] = {}
+    for need in needs:
+        counts[need.host.instance_type] = counts.get(need.host.instance_type, 0) + 1
+    running = list(in_use)
+    if spread:
+        fits = len(needs) <= len(nodes) and all(
+            any(
+                n.cpus + 1e-9 >= need.cpus
+                and n.memory_mib >= need.memory_mib
+                and len(n.gpu_ids) >= need.gpus
+                for n in nodes
+            )
+            for need in needs
+        )
+        if fits:
+            return
+        for instance_type, delta in counts.items():
+            limit = sum(min(1, instance_limit(instance_type, n)) for n in nodes)
+            used = sum(1 for t in running if t == instance_type)
+            if delta > limit or len(counts) == 1:
+                raise ResourceLimitExceeded(quota_message(instance_type, limit, used, delta))
+        raise ResourceLimitExceeded(
+            f"The instance groups of this job need {len(needs)} nodes of their own; the cluster "
+            f"has {len(nodes)}."
+        )
+    node = nodes[0]
     fits = (
-        sum(n.cpus for n in needs) <= capacity.cpus + 1e-9
-        and sum(n.memory_mib for n in needs) <= capacity.memory_mib
-        and sum(n.gpus for n in needs) <= capacity.gpus
+        sum(n.cpus for n in needs) <= node.cpus + 1e-9
+        and sum(n.memory_mib for n in needs) <= node.memory_mib
+        and sum(n.gpus for n in needs) <= len(node.gpu_ids)
     )
     if fits:
         return
-    counts: dict[str, int] = {}
-    for need in needs:
-        counts[need.instance_type] = counts.get(need.instance_type, 0) + 1
-    running = list(in_use)
     for instance_type, delta in counts.items():
-        limit = instance_limit(instance_type, capacity)
+        limit = instance_limit(instance_type, node)
         if delta > limit or len(counts) == 1:
             used = sum(1 for t in running if t == instance_type)
-            raise ResourceLimitExceeded(
-                f"The account-level service limit '{instance_type} for training job usage' is "
-                f"{limit} Instances, with current utilization of {used} Instances and a request "
-                f"delta of {delta} Instances. Please use AWS Service Quotas to request an increase "
-                "for this quota."
-            )
+            raise ResourceLimitExceeded(quota_message(instance_type, limit, used, delta))
     raise ResourceLimitExceeded(
         "The instance groups of this job together need more than this machine has "
-        f"({capacity.cpus:g} CPUs, {capacity.memory_mib} MiB, {capacity.gpus} GPUs)."
+        f"({node.cpus:g} CPUs, {node.memory_mib} MiB, {len(node.gpu_ids)} GPUs)."
     )
-
-
-def allocate(request: Mapping[str, Any], capacity: Capacity) -> Allocation:
-    """Per-host limits: the instance type's resources, capped to each host's equal share of the
-    machine when the job as a whole is larger than the machine."""
-    needs = host_needs(request)
-    share = len(needs)
-    capped_hosts = []
-    warnings = []
-    capped = False
-    for need in needs:
-        cpus = min(need.cpus, capacity.cpus / share)
-        memory = min(need.memory_mib, capacity.memory_mib // share)
-        gpus = min(need.gpus, capacity.gpus // share)
-        if (cpus, memory, gpus) != (need.cpus, need.memory_mib, need.gpus):
-            capped = True
-        capped_hosts.append(HostNeed(need.host, need.instance_type, cpus, memory, gpus))
-    if capped:
-        need = needs[0]
-        warnings.append(
-            f"{need.instance_type} has {need.cpus:g} vCPUs, {need.memory_mib // 1024} GiB and "
-            f"{need.gpus} GPUs per host ({len(needs)} host{'s' if len(needs) > 1 else ''}); this "
-            f"machine has {capacity.cpus:g} CPUs, {capacity.memory_mib // 1024} GiB and "
-            f"{capacity.gpus} GPUs, so each container runs with at most "
-            f"{capped_hosts[0].cpus:g} CPUs, {capped_hosts[0].memory_mib} MiB and "
-            f"{capped_hosts[0].gpus} GPUs."
-        )
-    return Allocation(tuple(capped_hosts), capped, tuple(warnings))
-
-
-def fits(allocation: Allocation, in_use: Iterable[Mapping[str, Any]], capacity: Capacity) -> bool:
-    used_cpus = used_memory = used_gpus = 0.0
-    for resources in in_use:
-        used_cpus += float(resources.get("total_cpus", 0))
-        used_memory += float(resources.get("total_memory_mib", 0))
-        used_gpus += float(resources.get("total_gpus", 0))
-    return (
-        used_cpus + allocation.cpus <= capacity.cpus + 1e-9
-        and used_memory + allocation.memory_mib <= capacity.memory_mib
-        and used_gpus + allocation.gpus <= capacity.gpus
-    )
-
-
-def assign_gpus(
-    allocation: Allocation, in_use: Iterable[Mapping[str, Any]], capacity: Capacity
-) -> dict[str, list[str]]:
-    """Device ids for each host, none shared with a running job."""
-    taken = {
-        device
-        for resources in in_use
-        for devices in (resources.get("gpu_ids") or {}).values()
-        for device in devices
-    }
-    free = [str(i) for i in range(capacity.gpus) if str(i) not in taken]
-    assigned: dict[str, list[str]] = {}
-    for host in allocation.hosts:
-        assigned[host.host] = free[: host.gpus]
-        free = free[host.gpus :]
-    return assigned

@@ -13,8 +13,8 @@ from typing import Any
 from trainforge.aws.auth import SigV4Verifier
 from trainforge.aws.skeleton import Dispatcher, Handler
 from trainforge.context import Context
+from trainforge.scheduler.leases import owner_id
 from trainforge.scheduler.scheduler import Scheduler
-from trainforge.scheduler.worker import JobExecution
 from trainforge.server.app import ApiApp
 from trainforge.settings import Settings
 
@@ -36,17 +36,8 @@ class Server:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.context = Context(settings)
-        execution = JobExecution(
-            self.context.jobs, self.context.logs, self.context.runner, settings.region
-        )
         self.scheduler = Scheduler(
-            execution,
-            self.context.engine,
-            self.context.capacity,
-            self.context.instance_label,
-            settings.lease_seconds,
-            settings.heartbeat_seconds,
-            settings.max_concurrent_jobs,
+            self.context.lifecycle(owner_id("server")), settings.max_concurrent_jobs
         )
         handlers = self.context.handlers()
         create = handlers[("sagemaker", "CreateTrainingJob")]

@@ -52,7 +52,6 @@ class Claim:
 
     owner: str
     lease_seconds: float
-    resources: dict[str, Any] | None = None
 
 
 class TrainingJobService:
@@ -106,7 +105,6 @@ class TrainingJobService:
             lease_owner=claim.owner if claim else None,
             lease_expires=now + claim.lease_seconds if claim else None,
             attempts=1 if claim else 0,
-            resources=claim.resources if claim else None,
         )
         try:
             self.jobs.insert(job, schedule)

@@ -57,7 +57,3 @@ class Storage:
         if self._s3 is None:
             self._s3 = self._s3_factory()
         return self._s3
-
-
-class StorageCancelled(Exception):
-    pass

@@ -13,8 +13,8 @@ import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from trainforge.errors import StorageError
-from trainforge.storage.base import Download, ObjectInfo, ShouldStop, StorageCancelled
+from trainforge.errors import StorageCancelled, StorageError
+from trainforge.storage.base import Download, ObjectInfo, ShouldStop
 from trainforge.storage.location import Location
 
 _COPY_CHUNK = 1 << 20

@@ -27,8 +27,8 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from trainforge.errors import StorageError
-from trainforge.storage.base import Download, ObjectInfo, ShouldStop, StorageCancelled
+from trainforge.errors import StorageCancelled, StorageError
+from trainforge.storage.base import Download, ObjectInfo, ShouldStop
 from trainforge.storage.location import Location
 from trainforge.storage.s3_lean import Credentials, LeanGetter, LeanUnavailable
 

@@ -14,7 +14,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from trainforge.errors import StoreFull
 from trainforge.store.migrations import MIGRATIONS
+
+
+def _is_full(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code == sqlite3.SQLITE_FULL or "database or disk is full" in str(exc)
 
 
 class Database:
@@ -50,21 +56,33 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; committed on success, rolled back on any exception."""
+        """One write transaction; committed on success, rolled back on any exception. A full
+        disk raises ``StoreFull``: nothing was written, and the caller may try again later."""
         conn = self.connection()
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if _is_full(exc):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise StoreFull(f"the job store at {self.path} cannot grow: {exc}") from exc
             raise
-        conn.execute("COMMIT")
 
     def read(self) -> sqlite3.Connection:
         return self.connection()
 
     def migrate(self) -> None:
         conn = self.connection()
+        # A current store is only read: a server must start on a full disk.
+        if self._current_version(conn) >= MIGRATIONS[-1][0]:
+            return
         conn.execute("BEGIN EXCLUSIVE")
         try:
             conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
@@ -81,6 +99,14 @@ class Database:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    @staticmethod
+    def _current_version(conn: sqlite3.Connection) -> int:
+        try:
+            row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        except sqlite3.OperationalError:
+            return 0
+        return int(row[0] or 0)
 
     def schema_version(self) -> int:
         row = self.read().execute("SELECT MAX(version) FROM schema_version").fetchone()

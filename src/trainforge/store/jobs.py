@@ -2,8 +2,11 @@
 columns and the containers launched for them.
 
 ``JobStore.transition`` is the one place a job's status is written: it loads the job inside a
-write transaction, asks ``service.status.plan_transition`` whether and how it moves, and stores
-the result. Nothing here decides SageMaker semantics beyond that.
+write transaction, asks ``domain.status.plan_transition`` whether and how it moves, and stores
+the result. ``JobStore.allocate`` is the one place a job is given resources: it reads what every
+claimed job holds and stores the new allocation in one transaction, so two workers sharing a
+home (a server and ``trainforge run``) never hand out the same GPU. Nothing here decides
+SageMaker semantics beyond that.
 """
 
 from __future__ import annotations
@@ -12,24 +15,26 @@ import dataclasses
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from trainforge.domain.records import ContainerRef, QueueState, Schedule, TrainingJob, Transition
+from trainforge.domain.allocation import Allocation
+from trainforge.domain.records import HostRef, QueueState, Schedule, TrainingJob, Transition
 from trainforge.domain.status import (
     SecondaryStatus,
     TrainingJobStatus,
     plan_transition,
 )
+from trainforge.errors import TrainforgeError
 from trainforge.store.db import Database
 
 
-class DuplicateJob(Exception):
+class DuplicateJob(TrainforgeError):
     pass
 
 
-class UnknownJob(Exception):
+class UnknownJob(TrainforgeError):
     pass
 
 
@@ -115,7 +120,7 @@ class JobStore:
                         schedule.lease_owner,
                         schedule.lease_expires,
                         schedule.attempts,
-                        json.dumps(schedule.resources) if schedule.resources is not None else None,
+                        schedule.allocation.to_json() if schedule.allocation else None,
                     ),
                 )
                 self._write_transitions(conn, job.name, job.transitions, start=0)
@@ -263,38 +268,75 @@ class JobStore:
 
     # -- scheduling ----------------------------------------------------------------------------
 
+    _SCHEDULE_COLUMNS = (
+        "name, queue_state, lease_owner, lease_expires, attempts, resources, terminated_at,"
+        " terminate_reason"
+    )
+
     def schedule(self, name: str) -> Schedule | None:
         row = (
             self.db.read()
-            .execute(
-                "SELECT name, queue_state, lease_owner, lease_expires, attempts, resources"
-                " FROM jobs WHERE name = ?",
-                (name,),
-            )
+            .execute(f"SELECT {self._SCHEDULE_COLUMNS} FROM jobs WHERE name = ?", (name,))
             .fetchone()
         )
         return _schedule_from_row(row) if row else None
 
     def queued(self, limit: int = 100) -> list[Schedule]:
         rows = self.db.read().execute(
-            "SELECT name, queue_state, lease_owner, lease_expires, attempts, resources FROM jobs"
+            f"SELECT {self._SCHEDULE_COLUMNS} FROM jobs"
             " WHERE queue_state = 'queued' ORDER BY creation_time, name LIMIT ?",
             (limit,),
         )
         return [_schedule_from_row(r) for r in rows]
 
-    def claim(
-        self, name: str, owner: str, lease_seconds: float, resources: dict[str, Any] | None
-    ) -> bool:
-        """Take a queued job for ``owner``; False when another worker took it first."""
-        now = time.time()
+    def allocate(
+        self,
+        name: str,
+        owner: str,
+        lease_seconds: float,
+        plan: Callable[[list[Allocation]], Allocation | None],
+        claim: bool,
+    ) -> Allocation | bool | None:
+        """Give a job its resources, in one transaction with reading what every other claimed
+        job holds. ``claim``: the job must be queued, and is claimed for ``owner`` with the
+        allocation (a server admitting it); otherwise ``owner`` must hold it already
+        (``trainforge run``). ``plan`` gets the other jobs' allocations and returns this one's, or
+        None when it must wait. Returns the allocation, None to wait, or False when the job is
+        not (any more) this owner's to allocate."""
         with self.db.write() as conn:
-            cur = conn.execute(
-                "UPDATE jobs SET queue_state = 'claimed', lease_owner = ?, lease_expires = ?,"
-                " attempts = attempts + 1, resources = ? WHERE name = ? AND queue_state = 'queued'",
-                (owner, now + lease_seconds, json.dumps(resources), name),
+            row = conn.execute(
+                "SELECT queue_state, lease_owner FROM jobs WHERE name = ?", (name,)
+            ).fetchone()
+            if row is None:
+                return False
+            if claim and row[0] != QueueState.QUEUED.value:
+                return False
+            if not claim and (row[0] != QueueState.CLAIMED.value or row[1] != owner):
+                return False
+            others = conn.execute(
+                "SELECT resources FROM jobs WHERE queue_state = 'claimed' AND name != ?"
+                " AND resources IS NOT NULL",
+                (name,),
+            ).fetchall()
+            in_use = [a for r in others if (a := Allocation.from_json(r[0])) is not None]
+            allocation = plan(in_use)
+            if allocation is None:
+                return None
+            conn.execute(
+                "UPDATE jobs SET queue_state = 'claimed', lease_owner = ?,"
+                " lease_expires = ?, attempts = attempts + ?, resources = ? WHERE name = ?",
+                (owner, time.time() + lease_seconds, int(claim), allocation.to_json(), name),
             )
-            return cur.rowcount == 1
+            return allocation
+
+    def set_terminating(self, name: str, ending: str, at: float) -> None:
+        """The job's containers got SIGTERM at ``at`` for ``ending`` (kept for a takeover)."""
+        with self.db.write() as conn:
+            conn.execute(
+                "UPDATE jobs SET terminated_at = COALESCE(terminated_at, ?),"
+                " terminate_reason = COALESCE(terminate_reason, ?) WHERE name = ?",
+                (at, ending, name),
+            )
 
     def take_over(self, name: str, owner: str, lease_seconds: float, previous: str | None) -> bool:
         """Take a claimed job from ``previous`` (a worker that died); False if it changed hands
@@ -328,34 +370,34 @@ class JobStore:
 
     def claimed(self) -> list[Schedule]:
         rows = self.db.read().execute(
-            "SELECT name, queue_state, lease_owner, lease_expires, attempts, resources FROM jobs"
+            f"SELECT {self._SCHEDULE_COLUMNS} FROM jobs"
             " WHERE queue_state = 'claimed' ORDER BY creation_time"
         )
         return [_schedule_from_row(r) for r in rows]
 
-    def claimed_resources(self) -> list[dict[str, Any]]:
+    def allocations(self) -> list[Allocation]:
+        """What every claimed job holds."""
         rows = self.db.read().execute(
             "SELECT resources FROM jobs WHERE queue_state = 'claimed' AND resources IS NOT NULL"
         )
-        return [json.loads(r[0]) for r in rows if r[0] and r[0] != "null"]
+        return [a for r in rows if (a := Allocation.from_json(r[0])) is not None]
 
-    # -- containers ----------------------------------------------------------------------------
+    # -- hosts -----------------------------------------------------------------------------------
 
-    def save_container(self, ref: ContainerRef) -> None:
+    def save_host(self, ref: HostRef) -> None:
         with self.db.write() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO containers (job, host, container_id, stream,"
-                " log_cursor_ns) VALUES (?,?,?,?,?)",
-                (ref.job, ref.host, ref.container_id, ref.stream, ref.log_cursor_ns),
+                " log_cursor_ns) VALUES (?,?,'',?,?)",
+                (ref.job, ref.host, ref.stream, ref.log_cursor_ns),
             )
 
-    def containers(self, job: str) -> list[ContainerRef]:
+    def hosts(self, job: str) -> list[HostRef]:
         rows = self.db.read().execute(
-            "SELECT job, host, container_id, stream, log_cursor_ns FROM containers"
-            " WHERE job = ? ORDER BY host",
+            "SELECT job, host, stream, log_cursor_ns FROM containers WHERE job = ? ORDER BY host",
             (job,),
         )
-        return [ContainerRef(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+        return [HostRef(r[0], r[1], r[2], r[3]) for r in rows]
 
     # -- tags ----------------------------------------------------------------------------------
 
@@ -379,5 +421,13 @@ class JobStore:
 
 
 def _schedule_from_row(row: sqlite3.Row) -> Schedule:
-    resources = json.loads(row[5]) if row[5] else None
-    return Schedule(row[0], QueueState(row[1]), row[2], row[3], row[4], resources)
+    return Schedule(
+        row[0],
+        QueueState(row[1]),
+        row[2],
+        row[3],
+        row[4],
+        Allocation.from_json(row[5]),
+        row[6],
+        row[7],
+    )

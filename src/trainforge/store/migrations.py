@@ -86,4 +86,11 @@ CREATE TABLE image_probes (
 )
 """,
     ),
+    (
+        3,
+        """
+ALTER TABLE jobs ADD COLUMN terminated_at REAL;
+ALTER TABLE jobs ADD COLUMN terminate_reason TEXT
+""",
+    ),
 ]

@@ -1,0 +1,451 @@
+"""The Docker Engine API, through docker-py's low-level client: the only module of trainforge
+that imports ``docker``. The local engine (``engines.docker``) and the Swarm engine
+(``engines.swarm``) both speak to Docker through it; it turns docker-py's errors into
+``EngineError``, ``ImageNotFound`` and ``ContainerStartError`` with messages a user can act on.
+
+Containers' log options are set here, never left to the daemon's defaults: a daemon configured
+to rotate json-file logs (``max-size=10m``) rotates faster than a reader follows a chatty job,
+and every line a rotation drops is lost to the job's log. trainforge's containers log to a
+json-file that is not rotated while they run; the file goes with the container.
+"""
+
+from __future__ import annotations
+
+import base64
+import calendar
+import contextlib
+import io
+import json
+import os
+import tarfile
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+import docker.types
+import requests.exceptions
+
+from trainforge.engines.base import ImageContents, ImageInfo, LogLine, Mount, MountKind
+from trainforge.errors import ContainerStartError, EngineError, ImageNotFound
+
+_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_CONNECTION_ERRORS = (requests.exceptions.ConnectionError, docker.errors.DockerException)
+# json-file cannot be told "never rotate" once the daemon sets max-size; a size no job writes
+# says the same. One file: nothing is ever rotated away.
+LOG_OPTIONS = {"max-size": "1000g", "max-file": "1"}
+LOG_DRIVER = "json-file"
+T = TypeVar("T")
+
+
+class Missing(Exception):
+    """The object asked for does not exist (HTTP 404)."""
+
+
+def parse_timestamp_ns(text: str) -> int:
+    """Docker's RFC 3339 timestamps (``2026-11-26T12:30:54.123456789Z``) to epoch nanoseconds."""
+    date, _, rest = text.partition("T")
+    clock = rest.rstrip("Z")
+    offset = 0
+    for sign in ("+", "-"):
+        if sign in clock:
+            clock, _, zone = clock.partition(sign)
+            hours, _, minutes = zone.partition(":")
+            offset = (int(hours) * 3600 + int(minutes or 0) * 60) * (1 if sign == "+" else -1)
+            break
+    hms, _, fraction = clock.partition(".")
+    year, month, day = (int(p) for p in date.split("-"))
+    hour, minute, second = (int(p) for p in hms.split(":"))
+    seconds = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0)) - offset
+    return seconds * 1_000_000_000 + int((fraction or "0").ljust(9, "0")[:9])
+
+
+def parse_time(text: str | None) -> float | None:
+    """An RFC 3339 time as epoch seconds; None for Docker's zero time."""
+    if not text or text.startswith("0001-"):
+        return None
+    try:
+        return parse_timestamp_ns(text) / 1e9
+    except ValueError:
+        return None
+
+
+def _split_frame(frame: bytes) -> tuple[int | None, bytes]:
+    head, sep, rest = frame.partition(b" ")
+    if sep and len(head) >= 20 and head[4:5] == b"-" and head[10:11] == b"T":
+        try:
+            return parse_timestamp_ns(head.decode("ascii")), rest
+        except ValueError:
+            pass
+    return None, frame
+
+
+def label_filter(labels: Mapping[str, str]) -> dict[str, list[str]]:
+    return {"label": [f"{k}={v}" for k, v in labels.items()]}
+
+
+class DockerApi:
+    def __init__(self, client: Any = None, base_url: str | None = None) -> None:
+        self._client = client
+        self._base_url = base_url
+        self._lock = threading.Lock()
+        self._info: dict[str, Any] | None = None
+
+    @property
+    def api(self) -> Any:
+        """docker-py's low-level client, connected on first use: commands that never touch a
+        container must not need a running engine."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    try:
+                        if self._base_url:
+                            self._client = docker.DockerClient(
+                                base_url=self._base_url, version="auto", timeout=120
+                            )
+                        else:
+                            self._client = docker.from_env(version="auto", timeout=120)
+                    except _CONNECTION_ERRORS as exc:
+                        host = self._base_url or os.environ.get(
+                            "DOCKER_HOST", "unix:///var/run/docker.sock"
+                        )
+                        raise EngineError(
+                            f"Cannot reach the Docker engine at {host}: {exc}. Is Docker "
+                            "running, and may this user use it?"
+                        ) from exc
+        return self._client.api
+
+    def describe(self) -> str:
+        url = self._base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        return f"Docker at {url}"
+
+    def fail(self, action: str, exc: Exception) -> EngineError:
+        if isinstance(exc, _CONNECTION_ERRORS) and not isinstance(exc, docker.errors.APIError):
+            return EngineError(
+                f"Cannot reach the Docker engine ({self.describe()}) to {action}: {exc}"
+            )
+        if isinstance(exc, docker.errors.APIError):
+            return EngineError(f"Docker could not {action}: {exc.explanation or exc}")
+        return EngineError(f"Docker could not {action}: {exc}")
+
+    def call(self, action: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """One API call: 404 becomes ``Missing``, anything else that fails ``EngineError``."""
+        try:
+            return fn(*args, **kwargs)
+        except docker.errors.NotFound as exc:
+            raise Missing(str(exc)) from exc
+        except _CONNECTION_ERRORS as exc:
+            raise self.fail(action, exc) from exc
+
+    def quietly(self, action: str, fn: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+        """A call whose "already gone" (404) and "already doing it" (409) answers mean done."""
+        try:
+            fn(*args, **kwargs)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:
+                raise self.fail(action, exc) from exc
+        except _CONNECTION_ERRORS as exc:
+            raise self.fail(action, exc) from exc
+
+    def info(self) -> dict[str, Any]:
+        if self._info is None:
+            self._info = dict(self.call("read the engine's information", self.api.info))
+        return self._info
+
+    def cpus(self) -> float:
+        return float(self.info().get("NCPU") or os.cpu_count() or 1)
+
+    # -- images --------------------------------------------------------------------------------
+
+    def image(self, ref: str) -> ImageInfo:
+        try:
+            data = self.call(f"inspect the image {ref}", self.api.inspect_image, ref)
+        except Missing:
+            self._pull(ref)
+            try:
+                data = self.call(f"inspect the image {ref}", self.api.inspect_image, ref)
+            except Missing as exc:
+                raise ImageNotFound(f"The training image {ref} is not on this machine.") from exc
+        config = data.get("Config") or {}
+        env = dict(item.split("=", 1) for item in config.get("Env") or [] if "=" in item)
+        entrypoint = config.get("Entrypoint")
+        cmd = config.get("Cmd")
+        return ImageInfo(
+            id=data["Id"],
+            entrypoint=tuple(entrypoint) if entrypoint else None,
+            cmd=tuple(cmd) if cmd else None,
+            env=env,
+        )
+
+    def _pull(self, ref: str) -> None:
+        repository, tag = ref, None
+        if "@" not in ref and ":" in ref.rsplit("/", 1)[-1]:
+            repository, tag = ref.rsplit(":", 1)
+        try:
+            self.api.pull(repository, tag=tag or "latest")
+        except docker.errors.APIError as exc:
+            raise ImageNotFound(
+                f"The training image {ref} is not on this machine and pulling it failed: "
+                f"{exc.explanation or exc}. Build it or load it into Docker first."
+            ) from exc
+        except _CONNECTION_ERRORS as exc:
+            raise self.fail(f"pull the image {ref}", exc) from exc
+
+    def probe_image(self, ref: str, list_dir: str, executable: str) -> ImageContents:
+        """Look into the image's own filesystem (no mounts) through a created, never started,
+        container: the first names under ``list_dir`` and whether ``executable`` is on PATH."""
+        info = self.image(ref)
+        action = f"inspect the image {ref}"
+        probe = self.call(
+            action,
+            self.api.create_container,
+            ref,
+            entrypoint=["/trainforge-probe"],
+            labels={"trainforge.probe": "1"},
+        )
+        try:
+            return ImageContents(
+                entries_under=tuple(self._names_under(probe["Id"], list_dir)),
+                on_path=self._on_path(probe["Id"], executable, info.env.get("PATH")),
+            )
+        except _CONNECTION_ERRORS as exc:
+            raise self.fail(action, exc) from exc
+        finally:
+            self.remove_container(probe["Id"])
+
+    def _names_under(self, container_id: str, path: str, limit: int = 10) -> list[str]:
+        try:
+            stream, _ = self.api.get_archive(container_id, path, chunk_size=64 * 1024)
+        except docker.errors.NotFound:
+            return []
+        head = b""
+        for chunk in stream:
+            head = chunk
+            break
+        names: list[str] = []
+        try:
+            with tarfile.open(fileobj=io.BytesIO(head), mode="r|") as tar:
+                for member in tar:
+                    # The first member is the directory itself.
+                    if "/" in member.name.rstrip("/"):
+                        names.append(member.name.split("/", 1)[1])
+                    if len(names) >= limit:
+                        break
+        except (tarfile.TarError, EOFError):
+            pass
+        return names
+
+    def _on_path(self, container_id: str, name: str, path_env: str | None) -> bool:
+        for directory in (path_env or _DEFAULT_PATH).split(":"):
+            if not directory:
+                continue
+            response = self.api.head(
+                self.api._url("/containers/{0}/archive", container_id),
+                params={"path": f"{directory.rstrip('/')}/{name}"},
+            )
+            if response.status_code != 200:
+                continue
+            header = response.headers.get("X-Docker-Container-Path-Stat")
+            if not header:
+                return True
+            stat = json.loads(base64.b64decode(header))
+            if stat.get("linkTarget") or int(stat.get("mode", 0)) & 0o111:
+                return True
+        return False
+
+    # -- networks ------------------------------------------------------------------------------
+
+    def create_network(
+        self,
+        name: str,
+        labels: Mapping[str, str],
+        internal: bool,
+        driver: str = "bridge",
+        attachable: bool = False,
+    ) -> None:
+        action = f"create the network {name}"
+        existing = self.call(action, self.api.networks, names=[name])
+        if any(n.get("Name") == name for n in existing):
+            return
+        self.call(
+            action,
+            self.api.create_network,
+            name,
+            driver=driver,
+            labels=dict(labels),
+            internal=internal,
+            attachable=attachable,
+            check_duplicate=True,
+        )
+
+    def remove_networks(self, labels: Mapping[str, str]) -> None:
+        action = "remove a job's network"
+        for network in self.call(action, self.api.networks, filters=label_filter(labels)):
+            self.quietly(action, self.api.remove_network, network["Id"])
+
+    # -- containers ----------------------------------------------------------------------------
+
+    def run_container(
+        self,
+        *,
+        name: str,
+        image: str,
+        entrypoint: Sequence[str] | None,
+        command: Sequence[str] | None,
+        env: Mapping[str, str],
+        hostname: str,
+        labels: Mapping[str, str],
+        mounts: Sequence[Mount],
+        network: str,
+        aliases: Sequence[str] = (),
+        cpus: float | None = None,
+        memory_bytes: int | None = None,
+        shm_bytes: int | None = None,
+        gpu_ids: Sequence[str] = (),
+    ) -> str:
+        """Create and start one container; nothing is left behind when it cannot start."""
+        host_config: dict[str, Any] = {
+            "mounts": [docker_mount(m) for m in mounts],
+            "network_mode": network,
+            "shm_size": shm_bytes,
+            "mem_limit": memory_bytes,
+            "log_config": docker.types.LogConfig(type=LOG_DRIVER, config=dict(LOG_OPTIONS)),
+        }
+        if cpus:
+            # Docker refuses a CPU limit above the engine's CPU count.
+            host_config["nano_cpus"] = int(min(cpus, self.cpus()) * 1e9)
+        if gpu_ids:
+            host_config["device_requests"] = [
+                docker.types.DeviceRequest(device_ids=list(gpu_ids), capabilities=[["gpu"]])
+            ]
+        networking = None
+        if aliases:
+            networking = self.api.create_networking_config(
+                {network: self.api.create_endpoint_config(aliases=list(aliases))}
+            )
+        action = f"create the container for {hostname}"
+        container = self.call(
+            action,
+            self.api.create_container,
+            image,
+            command=list(command) if command is not None else None,
+            entrypoint=list(entrypoint) if entrypoint is not None else None,
+            environment=dict(env),
+            hostname=hostname,
+            labels=dict(labels),
+            name=name,
+            host_config=self.api.create_host_config(**host_config),
+            networking_config=networking,
+        )
+        container_id = str(container["Id"])
+        try:
+            self.api.start(container_id)
+        except docker.errors.APIError as exc:
+            self.remove_container(container_id)
+            raise ContainerStartError(
+                f"The training container for {hostname} could not start: {exc.explanation or exc}"
+            ) from exc
+        except _CONNECTION_ERRORS as exc:
+            with contextlib.suppress(EngineError):
+                self.remove_container(container_id)
+            raise self.fail(f"start the container for {hostname}", exc) from exc
+        return container_id
+
+    def containers(self, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+        found = self.call(
+            "list containers", self.api.containers, all=True, filters=label_filter(labels)
+        )
+        return list(found)
+
+    def inspect(self, container_id: str) -> dict[str, Any] | None:
+        try:
+            return dict(self.call("inspect a container", self.api.inspect_container, container_id))
+        except Missing:
+            return None
+
+    def wait(self, container_id: str) -> int | None:
+        """Block until the container exits; its exit code, or None when it is gone."""
+        try:
+            result = self.call("wait for a container", self.api.wait, container_id, timeout=None)
+        except Missing:
+            return None
+        return int(result.get("StatusCode", 0))
+
+    def signal(self, container_id: str, signal: str) -> None:
+        self.quietly(f"send {signal} to a container", self.api.kill, container_id, signal=signal)
+
+    def remove_container(self, container_id: str) -> None:
+        self.quietly("remove a container", self.api.remove_container, container_id, force=True)
+
+    def container_logs(self, container_id: str, since_ns: int, follow: bool) -> Iterator[LogLine]:
+        """The container's lines with Docker's timestamps, after ``since_ns`` (roughly: the
+        engine takes a float, so callers drop lines at or before their cursor themselves)."""
+        since = {"since": since_ns / 1e9} if since_ns > 0 else {}
+        try:
+            stream = self.api.logs(
+                container_id,
+                stdout=True,
+                stderr=True,
+                stream=True,
+                follow=follow,
+                timestamps=True,
+                **since,
+            )
+        except docker.errors.NotFound:
+            return
+        except _CONNECTION_ERRORS as exc:
+            raise self.fail("read a container's logs", exc) from exc
+        yield from self._lines(stream)
+
+    def service_logs(self, service_id: str, since_ns: int, follow: bool) -> Iterator[LogLine]:
+        since = {"since": since_ns / 1e9} if since_ns > 0 else {}
+        try:
+            stream = self.api.service_logs(
+                service_id,
+                stdout=True,
+                stderr=True,
+                follow=follow,
+                timestamps=True,
+                is_tty=False,
+                **since,
+            )
+        except docker.errors.NotFound:
+            return
+        except _CONNECTION_ERRORS as exc:
+            raise self.fail("read a service's logs", exc) from exc
+        yield from self._lines(stream)
+
+    def _lines(self, stream: Iterator[bytes]) -> Iterator[LogLine]:
+        """A long line arrives as several messages: they are joined, and only the first one's
+        time counts."""
+        pending = b""
+        pending_ts = 0
+        try:
+            for frame in stream:
+                ts, payload = _split_frame(frame)
+                if pending:
+                    payload = pending + payload
+                    ts = pending_ts
+                elif ts is None:
+                    ts = pending_ts
+                lines = payload.split(b"\n")
+                pending = lines.pop()
+                pending_ts = ts or 0
+                for line in lines:
+                    yield LogLine(ts or 0, line.decode("utf-8", "replace"))
+        except _CONNECTION_ERRORS as exc:
+            raise self.fail("read a container's logs", exc) from exc
+        if pending:
+            yield LogLine(pending_ts, pending.decode("utf-8", "replace"))
+
+
+def docker_mount(mount: Mount) -> docker.types.Mount:
+    return docker.types.Mount(
+        target=str(mount.target),
+        source=mount.source,
+        type="volume" if mount.kind is MountKind.VOLUME else "bind",
+        read_only=mount.read_only,
+    )

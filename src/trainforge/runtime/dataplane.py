@@ -1,0 +1,108 @@
+"""Where a job's /opt/ml trees live, and who fills and empties them: the part of the runtime that
+sits next to each host's container. ``LocalDataPlane`` is the single-machine case: the trees are
+directories under ``$TRAINFORGE_HOME/jobs/<job>/``, filled and collected in this process, and
+bind-mounted into the containers. An engine whose hosts run on other machines brings a data
+plane whose agents do the same work on those machines.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+from trainforge.domain import contract
+from trainforge.domain.allocation import Allocation
+from trainforge.engines.base import Mount
+from trainforge.errors import JobFailure, StorageError
+from trainforge.runtime.artifacts import read_failure
+from trainforge.runtime.collect import Collector
+from trainforge.runtime.jobspec import JobSpec
+from trainforge.runtime.staging import Stager
+from trainforge.runtime.workspace import Workspace
+from trainforge.storage.base import Storage
+
+
+@dataclass
+class Collected:
+    """What collecting a job's artifacts gave: warnings for the job's log, each host's
+    ``/opt/ml/output/failure`` text, and the failure of the upload itself, if any."""
+
+    warnings: list[str] = field(default_factory=list)
+    failure_texts: dict[str, str | None] = field(default_factory=dict)
+    error: JobFailure | None = None
+
+
+class DataPlane(Protocol):
+    def prepare(
+        self, spec: JobSpec, allocation: Allocation, should_stop: Callable[[], bool]
+    ) -> Mapping[str, tuple[Mount, ...]]:
+        """Every host's /opt/ml tree (config files, channels, checkpoints) made ready; returns
+        what each host's container mounts. Raises ``JobFailure`` (ClientError for bad input) and
+        ``StorageCancelled`` once ``should_stop`` is true."""
+        ...
+
+    def inputs_done(self, spec: JobSpec) -> None:
+        """Every container has exited: the staged inputs can go (they are the bulk of a job's
+        disk, and a full disk must not wait for the upload)."""
+        ...
+
+    def collect(self, spec: JobSpec, allocation: Allocation | None) -> Collected: ...
+
+    def release(self, spec: JobSpec) -> None:
+        """Remove whatever is left of the job's trees (after its outcome is recorded)."""
+        ...
+
+
+class LocalDataPlane:
+    def __init__(self, jobs_dir: Path, storage: Storage) -> None:
+        self.jobs_dir = jobs_dir
+        self.storage = storage
+        self.stager = Stager(storage)
+
+    def workspace(self, spec: JobSpec) -> Workspace:
+        return Workspace.at(self.jobs_dir, spec)
+
+    def prepare(
+        self, spec: JobSpec, allocation: Allocation, should_stop: Callable[[], bool]
+    ) -> dict[str, tuple[Mount, ...]]:
+        workspace = self.workspace(spec)
+        try:
+            workspace.create(spec)
+        except OSError as exc:
+            raise JobFailure.platform(f"cannot prepare the job's workspace: {exc}") from exc
+        staged = self.stager.stage(spec, workspace, should_stop)
+        self.stager.restore_checkpoints(spec, workspace, should_stop)
+        mounts: dict[str, tuple[Mount, ...]] = {}
+        for hw in workspace.hosts:
+            binds = [
+                Mount(str(hw.root), contract.OPT_ML, False),
+                Mount(str(hw.config_dir), contract.INPUT_CONFIG, True),
+                *staged.mounts.get(hw.host.name, []),
+            ]
+            if spec.checkpoint is not None:
+                target = PurePosixPath(spec.checkpoint.local_path)
+                binds.append(Mount(str(hw.checkpoint_dir), target, False))
+            mounts[hw.host.name] = tuple(binds)
+        return mounts
+
+    def inputs_done(self, spec: JobSpec) -> None:
+        shutil.rmtree(self.workspace(spec).channels_dir, ignore_errors=True)
+
+    def collect(self, spec: JobSpec, allocation: Allocation | None) -> Collected:
+        workspace = self.workspace(spec)
+        collected = Collected(
+            failure_texts={hw.host.name: read_failure(hw.output_dir) for hw in workspace.hosts}
+        )
+        try:
+            collected.warnings = Collector(self.storage, spec, workspace).upload()
+        except (StorageError, OSError) as exc:
+            collected.error = JobFailure.client(
+                f"Uploading the model artifacts to {spec.output_prefix} failed: {exc}"
+            )
+        return collected
+
+    def release(self, spec: JobSpec) -> None:
+        self.workspace(spec).remove()
