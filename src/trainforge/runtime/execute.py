@@ -292,17 +292,17 @@ def outcome_of(
         return Outcome(OutcomeKind.STOPPED, exit_codes=codes)
     if watch.ending is Ending.MAX_RUNTIME:
         return Outcome(OutcomeKind.MAX_RUNTIME, exit_codes=codes)
-    order = {h: i for i, h in enumerate(watch.seen_ending)}
     failed = [
         h.name for h in spec.hosts if h.name not in states or (states[h.name].exit_code or 0) != 0
     ]
     if not failed:
         return Outcome(OutcomeKind.COMPLETED, exit_codes=codes)
 
-    def when(host: str) -> tuple[float, int]:
+    def when(host: str) -> float:
         found = states.get(host)
-        finished = found.finished_at if found is not None else None
-        return (finished if finished is not None else math.inf, order.get(host, len(order)))
+        if found is not None and found.finished_at is not None:
+            return found.finished_at
+        return watch.seen_ending.get(host, math.inf)
 
     first = min(failed, key=when)
     found = states.get(first)

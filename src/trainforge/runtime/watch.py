@@ -30,8 +30,8 @@ class WatchState:
     ending: Ending | None = None
     terminated_at: float | None = None
     killed: bool = False
-    # Hosts in the order their end was seen, and the engine outages seen (start, end).
-    seen_ending: list[str] = field(default_factory=list)
+    # When each host's end (or loss) was first seen, and the engine outages seen (start, end).
+    seen_ending: dict[str, float] = field(default_factory=dict)
     outages: list[tuple[float, float]] = field(default_factory=list)
 
 
@@ -80,9 +80,9 @@ class GroupWatch:
                 self.state.outages.append((outage_since, time.time()))
                 outage_since = None
             ended = [h for h in self.hosts if h not in states or not states[h].running]
+            now = time.time()
             for host in ended:
-                if host not in self.state.seen_ending:
-                    self.state.seen_ending.append(host)
+                self.state.seen_ending.setdefault(host, now)
             if len(ended) == len(self.hosts):
                 return states
             self._act(states)
