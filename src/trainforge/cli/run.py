@@ -11,6 +11,7 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -59,15 +60,13 @@ class _Console:
         self.multi_host = multi_host
         self._lock = threading.Lock()
 
-    def __call__(self, host: str, line: str) -> None:
-        if host == "trainforge":
-            text = line
-        elif self.multi_host:
-            text = f"{host} | {line}"
+    def __call__(self, host: str, lines: Sequence[str]) -> None:
+        if self.multi_host and host != "trainforge":
+            text = "".join(f"{host} | {line}\n" for line in lines)
         else:
-            text = line
+            text = "".join(f"{line}\n" for line in lines)
         with self._lock:
-            sys.stderr.write(text + "\n")
+            sys.stderr.write(text)
             sys.stderr.flush()
 
 
@@ -97,7 +96,7 @@ def run_command(context: Context, cli_input: str, name_override: str | None) -> 
     lifecycle.hold(name)
     control = StoreStopControl(context.jobs, name)
     console = _Console(multi_host=len(hosts_of(request)) > 1)
-    console("trainforge", f"[trainforge] Training job {name} created.")
+    console("trainforge", [f"[trainforge] Training job {name} created."])
     finished: list[TrainingJob] = []
     done = threading.Event()
 
@@ -134,9 +133,9 @@ def run_command(context: Context, cli_input: str, name_override: str | None) -> 
     job = finished[0] if finished else context.jobs.get(name)
     assert job is not None
     detail = "" if job.secondary_status.value == job.status.value else f" ({job.secondary_status})"
-    console("trainforge", f"[trainforge] Training job {name}: {job.status}{detail}.")
+    console("trainforge", [f"[trainforge] Training job {name}: {job.status}{detail}."])
     if job.failure_reason and job.status.value == "Failed":
-        console("trainforge", f"[trainforge] FailureReason: {job.failure_reason}")
+        console("trainforge", [f"[trainforge] FailureReason: {job.failure_reason}"])
     print_result(
         "sagemaker",
         "DescribeTrainingJob",
@@ -151,8 +150,10 @@ def _request_stop(
     grace = context.settings.stop_grace_seconds
     console(
         "trainforge",
-        f"[trainforge] Stopping {name}: SIGTERM now, SIGKILL after {grace:g} s. "
-        "Press Ctrl-C again to kill it at once.",
+        [
+            f"[trainforge] Stopping {name}: SIGTERM now, SIGKILL after {grace:g} s. "
+            "Press Ctrl-C again to kill it at once."
+        ],
     )
     # A ServiceError here means the job is already ending.
     with contextlib.suppress(ServiceError):
@@ -161,8 +162,8 @@ def _request_stop(
 
 
 def _kill_now(context: Context, name: str, console: _Console) -> None:
-    console("trainforge", f"[trainforge] Killing the containers of {name}.")
+    console("trainforge", [f"[trainforge] Killing the containers of {name}."])
     try:
         context.engine.kill(name)
     except EngineError as exc:
-        console("trainforge", f"[trainforge] {exc}")
+        console("trainforge", [f"[trainforge] {exc}"])

@@ -1,20 +1,21 @@
-"""Carries every output line of a job's hosts to a sink, in small batches, without losing one.
+"""Carries every output line of a job's hosts to a sink, in batches, without losing one.
 
-One reader thread per host follows its log through the engine; one flusher thread hands each
-host's lines to the sink at least every ``flush_seconds`` (so a line reaches the store, and
-GetLogEvents, well within a second) together with the timestamp of the last line, the cursor a
-new worker resumes from after a crash.
+One reader thread per host follows its log through the engine and appends each line to that
+host's buffer; one flusher thread hands each host's buffered lines to the sink every
+``flush_seconds`` (so a line reaches the store, and GetLogEvents, well within a second) together
+with the timestamp of the last line, the cursor a new worker resumes from after a crash.
 
-Nothing is dropped on the way: the queue between readers and flusher is bounded, so a sink that
-cannot keep up (or a store whose disk is full, which the sink waits out) slows the readers
-instead of growing memory, and the engine keeps the lines meanwhile. A reader whose engine goes
-away (a daemon restarting) reads again from its last line once the engine answers.
+Nothing is dropped on the way: a buffer holds at most ``max_buffered`` lines, and a reader that
+finds its buffer full waits, so a sink that cannot keep up (or a store whose disk is full, which
+the sink waits out) slows the readers instead of growing memory, and the engine keeps the lines
+meanwhile. A reader whose engine goes away (a daemon restarting) reads again from its last line
+once the engine answers.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -24,8 +25,8 @@ from trainforge.errors import EngineError
 
 Sink = Callable[[str, list[LogLine], int], None]
 log = logging.getLogger("trainforge.runtime")
-_DONE = object()
 _RETRY_SECONDS = 0.5
+_FULL_WAIT_SECONDS = 0.01
 
 
 class LogPump:
@@ -35,17 +36,20 @@ class LogPump:
         job: str,
         sink: Sink,
         flush_seconds: float = 0.2,
-        max_batch: int = 2000,
-        max_queued: int = 20_000,
+        max_batch: int = 10_000,
+        max_buffered: int = 50_000,
     ) -> None:
         self._engine = engine
         self._job = job
         self._sink = sink
         self._flush_seconds = flush_seconds
         self._max_batch = max_batch
-        self._queue: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=max_queued)
+        self._max_buffered = max_buffered
+        # deque appends and pops are atomic: readers and the flusher share them without a lock.
+        self._buffers: dict[str, collections.deque[LogLine]] = {}
         self._readers: list[threading.Thread] = []
         self._closing = threading.Event()
+        self._readers_done = threading.Event()
         self._errors: list[BaseException] = []
         self._lines_read = 0
         self._lines_done = 0
@@ -53,6 +57,7 @@ class LogPump:
         self._flusher.start()
 
     def follow(self, host: str, since_ns: int = 0) -> None:
+        self._buffers[host] = collections.deque()
         thread = threading.Thread(
             target=self._read, args=(host, since_ns), name=f"logs-{host}", daemon=True
         )
@@ -60,6 +65,7 @@ class LogPump:
         thread.start()
 
     def _read(self, host: str, since_ns: int) -> None:
+        buffer = self._buffers[host]
         last = since_ns
         follow = True
         while True:
@@ -67,8 +73,10 @@ class LogPump:
                 for line in self._engine.logs(self._job, host, last, follow=follow):
                     if last and line.ts_ns <= last:
                         continue
-                    last = max(last, line.ts_ns)
-                    self._queue.put((host, line))
+                    last = line.ts_ns if line.ts_ns > last else last
+                    while len(buffer) >= self._max_buffered:
+                        time.sleep(_FULL_WAIT_SECONDS)
+                    buffer.append(line)
                     self._lines_read += 1
             except EngineError as exc:
                 if self._closing.is_set() and not follow:
@@ -89,28 +97,18 @@ class LogPump:
             follow = False
 
     def _flush_loop(self) -> None:
-        batches: dict[str, list[LogLine]] = {}
-        deadline = time.monotonic() + self._flush_seconds
-        finished = False
-        while not finished:
-            timeout = max(0.0, deadline - time.monotonic())
-            try:
-                host, item = self._queue.get(timeout=timeout)
-                if item is _DONE:
-                    finished = True
-                else:
-                    assert isinstance(item, LogLine)
-                    batch = batches.setdefault(host, [])
-                    batch.append(item)
-                    if len(batch) < self._max_batch:
-                        continue
-            except queue.Empty:
-                pass
-            for name, batch in batches.items():
-                if batch:
-                    self._deliver(name, batch)
-            batches = {}
-            deadline = time.monotonic() + self._flush_seconds
+        while True:
+            finished = self._readers_done.wait(self._flush_seconds)
+            self._flush()
+            if finished:
+                self._flush()
+                return
+
+    def _flush(self) -> None:
+        for host, buffer in list(self._buffers.items()):
+            while buffer:
+                batch = [buffer.popleft() for _ in range(min(len(buffer), self._max_batch))]
+                self._deliver(host, batch)
 
     def _deliver(self, host: str, batch: list[LogLine]) -> None:
         try:
@@ -141,7 +139,7 @@ class LogPump:
                         TimeoutError(f"the log of {thread.name[5:]} stopped answering")
                     )
                     break
-        self._queue.put(("", _DONE))
+        self._readers_done.set()
         while self._flusher.is_alive():
             self._flusher.join(30)
             if self._flusher.is_alive():

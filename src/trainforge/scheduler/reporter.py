@@ -24,8 +24,8 @@ from trainforge.store.logs import LogStore
 # CloudWatch Logs caps an event at 256 KiB including 26 bytes of overhead.
 MAX_EVENT_CHARS = 256 * 1024 - 26
 
-Echo = Callable[[str, str], None]
-"""(host, line) → shown to a person as the line arrives (``trainforge run``)."""
+Echo = Callable[[str, Sequence[str]], None]
+"""(host, lines) → shown to a person as the lines arrive (``trainforge run``)."""
 
 T = TypeVar("T")
 log = logging.getLogger("trainforge.scheduler")
@@ -88,7 +88,7 @@ class JobReporter:
         # A move that happened carries this call's time; a refused one (the job is stopping)
         # leaves the job as it was.
         if self.echo is not None and moved.last_modified_time == round(now, 3):
-            self.echo("trainforge", f"[trainforge] {moved.secondary_status} - {message}")
+            self.echo("trainforge", [f"[trainforge] {moved.secondary_status} - {message}"])
         return round(now, 3)
 
     def stream_opened(self, host: str, stream: str) -> None:
@@ -122,9 +122,13 @@ class JobReporter:
         events: list[tuple[int, str]] = []
         for line in lines:
             ts_ms = line.ts_ns // 1_000_000 if line.ts_ns else now_ms
-            events.extend((ts_ms, part) for part in cloudwatch_message(line.text))
-            if self.echo is not None:
-                self.echo(host, line.text)
+            text = line.text
+            if "\t" in text or len(text) > MAX_EVENT_CHARS or text.endswith("\r"):
+                events.extend((ts_ms, part) for part in cloudwatch_message(text))
+            else:
+                events.append((ts_ms, text))
+        if self.echo is not None:
+            self.echo(host, [line.text for line in lines])
         durably(
             lambda: self.logs.append(stream_id, events, now_ms, cursor=(self.job, host, cursor_ns)),
             f"job {self.job}'s log",
@@ -133,7 +137,7 @@ class JobReporter:
     def warning(self, text: str) -> None:
         line = f"[trainforge] WARNING: {text}"
         if self.echo is not None:
-            self.echo("trainforge", line)
+            self.echo("trainforge", [line])
         with self._lock:
             stream_id = next(iter(self._streams.values()), None)
             if stream_id is None:
