@@ -347,3 +347,14 @@ def test_two_duplicate_channel_names_are_listed_sorted() -> None:
     assert semantic_errors(with_change(change)) == (
         "Channel names must be unique within InputDataConfig; repeated: a, z."
     )
+
+
+@pytest.mark.parametrize("name", ["..", "."])
+def test_dot_channel_names_are_refused(name: str) -> None:
+    def dotted(r: dict[str, Any]) -> None:
+        r["InputDataConfig"][1]["ChannelName"] = name
+
+    assert semantic_errors(with_change(dotted)) == (
+        f"Value '{name}' at 'inputDataConfig.2.member.channelName' is not a valid channel name: "
+        "'.' and '..' name no directory under /opt/ml/input/data."
+    )

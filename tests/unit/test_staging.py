@@ -9,6 +9,7 @@ import pytest
 
 from trainforge.errors import Fault, JobFailure
 from trainforge.runtime.staging import no_objects_message, relative_path, safe_destination, shard
+from trainforge.runtime.workspace import channel_directory
 
 
 @pytest.mark.parametrize(
@@ -112,3 +113,10 @@ def test_no_objects_message() -> None:
         'exist under that S3 prefix, and that the role "arn:aws:iam::000000000000:role/r" has '
         '"s3:ListBucket" permissions on bucket "bucket".'
     )
+
+
+def test_a_channel_directory_never_leaves_its_parent(tmp_path: Path) -> None:
+    assert channel_directory(tmp_path, "train") == tmp_path / "train"
+    for name in ("..", ".", "", "a/b", "../x"):
+        with pytest.raises(JobFailure, match="names no directory of its own"):
+            channel_directory(tmp_path, name)

@@ -20,7 +20,13 @@ from trainforge.aws import spec
 from trainforge.aws.parser import Call
 from trainforge.aws.serializer import dumps, error_body, to_wire
 from trainforge.aws.validate import Validator
-from trainforge.errors import InternalFailure, ServiceError, UnknownOperation
+from trainforge.errors import (
+    InternalFailure,
+    ServiceError,
+    ServiceUnavailable,
+    StoreFull,
+    UnknownOperation,
+)
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 log = logging.getLogger("trainforge.api")
@@ -82,6 +88,13 @@ class Dispatcher:
             body = dumps(to_wire(shape, result))
         except ServiceError as exc:
             return error_response(exc, request_id)
+        except StoreFull as exc:
+            log.warning("request %s (%s.%s): %s", request_id, call.service, call.operation, exc)
+            unavailable = ServiceUnavailable(
+                "trainforge cannot store this request: the disk of its job store is full. "
+                "Reads still work; try again once there is space."
+            )
+            return error_response(unavailable, request_id)
         except Exception:
             log.exception("request %s (%s.%s) failed", request_id, call.service, call.operation)
             failure = InternalFailure(f"An internal error occurred. Request id: {request_id}")

@@ -102,8 +102,11 @@ class JobRunner:
         try:
             mounts = self.data.prepare(spec, allocation, early.check)
         except StorageCancelled:
+            self.data.inputs_done(spec)
             return Outcome.ended_early(early.ending)
         except JobFailure as exc:
+            # What was staged goes at once: a disk it filled must not wait for the release.
+            self.data.inputs_done(spec)
             return Outcome.ended_early(early.ending) if early.check() else Outcome.failed(exc)
         if early.check():
             return Outcome.ended_early(early.ending)

@@ -12,6 +12,7 @@ import json
 import os
 import posixpath
 import random
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from trainforge.domain.hosts import Host
 from trainforge.engines.base import Mount
 from trainforge.errors import Fault, JobFailure, StorageError
 from trainforge.runtime.jobspec import ChannelSpec, JobSpec
-from trainforge.runtime.workspace import Workspace, channels_for_host
+from trainforge.runtime.workspace import Workspace, channel_directory, channels_for_host
 from trainforge.storage.base import Download, Storage
 from trainforge.storage.location import BadLocation, Location, parse_location
 
@@ -161,7 +162,7 @@ class Stager:
         objects = self._objects(spec, channel, location)
         if channel.shuffle_seed is not None:
             random.Random(channel.shuffle_seed).shuffle(objects)
-        base = workspace.channels_dir / channel.name
+        base = channel_directory(workspace.channels_dir, channel.name)
         for index, host in enumerate(hosts, start=1):
             chosen = shard(objects, index, len(hosts)) if sharded else objects
             root = base / host.name if sharded else base
@@ -172,7 +173,7 @@ class Stager:
             downloads = [
                 Download(source, safe_destination(root, rel), size) for source, rel, size in chosen
             ]
-            self._download(downloads, should_stop)
+            self._download(downloads, should_stop, f"the input data of channel '{channel.name}'")
             report.objects += len(downloads)
             report.bytes += sum(d.size for d in downloads)
             report.mounts[host.name].append(Mount(str(root), target, True))
@@ -224,7 +225,9 @@ class Stager:
                 f"({exc}).",
             ) from exc
         base = _location(prefix)
-        if base.bucket != location.bucket and not (base.is_local or location.is_local):
+        # A manifest read from S3 names objects of its own bucket (as SageMaker requires); only
+        # a manifest the requester gave as a local file may name local files.
+        if not location.is_local and (base.is_local or base.bucket != location.bucket):
             raise JobFailure(
                 Fault.CLIENT,
                 f"Data download failed: the manifest prefix {prefix} is not in the manifest's "
@@ -262,13 +265,38 @@ class Stager:
                 downloads.append(
                     Download(source, safe_destination(hw.checkpoint_dir, rel), info.size)
                 )
-            self._download(downloads, should_stop)
+            self._download(downloads, should_stop, "restoring the checkpoints")
 
-    def _download(self, downloads: list[Download], should_stop: Callable[[], bool]) -> None:
+    def _download(
+        self, downloads: list[Download], should_stop: Callable[[], bool], what: str
+    ) -> None:
         if not downloads:
             return
+        _check_space(downloads, what)
         store = self.storage.store_for(downloads[0].source)
         try:
             store.download(downloads, should_stop)
         except StorageError as exc:
             raise JobFailure(Fault.CLIENT, f"Data download failed: {exc}") from exc
+
+
+def _check_space(downloads: list[Download], what: str) -> None:
+    """Refuse, before writing a byte, a download that cannot fit on the disk it goes to."""
+    needed = sum(d.size for d in downloads)
+    directory = downloads[0].dest.parent
+    while not directory.exists() and directory != directory.parent:
+        directory = directory.parent
+    try:
+        free = shutil.disk_usage(directory).free
+    except OSError:
+        return
+    if needed > free:
+        raise JobFailure.client(
+            f"Data download failed: {what} needs {_mib(needed)} and the disk that holds "
+            f"{directory} has {_mib(free)} free. Free some space there, or give the job less "
+            "data."
+        )
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):.1f} MiB"

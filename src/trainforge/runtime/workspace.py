@@ -24,10 +24,19 @@ from typing import Any
 
 from trainforge.domain import contract
 from trainforge.domain.hosts import Host
+from trainforge.errors import JobFailure
 from trainforge.runtime.jobspec import ChannelSpec, JobSpec
 
 _DIR_MODE = 0o755
 _FILE_MODE = 0o644
+
+
+def channel_directory(parent: Path, name: str) -> Path:
+    """``parent/name``, refusing a name that would not be a directory of its own in it."""
+    path = parent / name
+    if name in ("", ".", "..") or "/" in name or path.resolve().parent != parent.resolve():
+        raise JobFailure.client(f"Invalid channel name {name!r}: it names no directory of its own.")
+    return path
 
 
 def channels_for_host(spec: JobSpec, host: Host) -> list[ChannelSpec]:
@@ -147,7 +156,7 @@ class Workspace:
             ):
                 _mkdir(path)
             for channel in channels_for_host(spec, hw.host):
-                _mkdir(hw.data_dir / channel.name)
+                _mkdir(channel_directory(hw.data_dir, channel.name))
             if spec.checkpoint is not None:
                 _mkdir(hw.checkpoint_dir)
             self._write_config(spec, hw)

@@ -126,6 +126,12 @@ def _channel_problem(params: dict[str, Any]) -> str | None:
     default_mode = (params.get("AlgorithmSpecification") or {}).get("TrainingInputMode", "File")
     for index, channel in enumerate(channels, start=1):
         name = channel["ChannelName"]
+        if name in (".", ".."):
+            # The model's pattern allows them, but they name no directory of their own.
+            return (
+                f"Value '{name}' at 'inputDataConfig.{index}.member.channelName' is not a valid "
+                "channel name: '.' and '..' name no directory under /opt/ml/input/data."
+            )
         source = channel.get("DataSource") or {}
         if "S3DataSource" not in source:
             other = next(iter(source), "DataSource")
