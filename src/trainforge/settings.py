@@ -57,6 +57,11 @@ class Settings:
     log_flush_seconds: float = 0.2
     # How long a job waits for an engine that stopped answering (a daemon restarting).
     engine_outage_seconds: float = 60.0
+    # A client must send its request headers, and then its body, within these; at most this
+    # many connections are open at once.
+    http_header_timeout_seconds: float = 10.0
+    http_body_timeout_seconds: float = 60.0
+    http_max_connections: int = 512
 
     @property
     def db_path(self) -> Path:
@@ -89,6 +94,9 @@ _FIELDS: dict[str, type] = {
     "heartbeat_seconds": float,
     "log_flush_seconds": float,
     "engine_outage_seconds": float,
+    "http_header_timeout_seconds": float,
+    "http_body_timeout_seconds": float,
+    "http_max_connections": int,
 }
 
 

@@ -3,7 +3,9 @@
 ``X-Amz-Target`` names the operation (``SageMaker.CreateTrainingJob``,
 ``Logs_20140328.GetLogEvents``); the body is the input shape as JSON. Timestamps arrive as epoch
 numbers (boto3 sends integer seconds, other SDKs fractions) or ISO 8601 strings; they leave here as
-float epoch seconds. This module knows shapes only.
+float epoch seconds. A member sent as ``null`` is absent, as AWS treats it. Bodies nested deeper
+than any shape of the models, and the non-JSON numbers ``NaN`` and ``Infinity``, are refused as
+serialization errors before anything walks them. This module knows shapes only.
 """
 
 from __future__ import annotations
@@ -42,12 +44,47 @@ def parse_target(target: str | None) -> tuple[str, str]:
     return service, operation
 
 
+# Deeper than any input shape of the served models (CreateTrainingJob's deepest is 7).
+MAX_DEPTH = 32
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON number")
+
+
+def _too_deep(body: bytes) -> bool:
+    """Bracket depth outside strings, counted before parsing: a body nested hundreds deep must
+    not reach a recursive parser or walker."""
+    depth = 0
+    in_string = False
+    escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return False
+
+
 def parse_body(body: bytes) -> dict[str, Any]:
     if not body.strip():
         return {}
+    if body.count(b"[") + body.count(b"{") > MAX_DEPTH and _too_deep(body):
+        raise SerializationError(f"The request body is nested more than {MAX_DEPTH} levels deep.")
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        data = json.loads(body, parse_constant=_not_json)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise SerializationError("The request body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise SerializationError("The request body must be a JSON object.")
@@ -61,7 +98,7 @@ def _timestamps(shape: Shape | None, value: Any) -> Any:
     if kind == "structure" and isinstance(value, dict):
         assert isinstance(shape, StructureShape)
         members = shape.members
-        return {k: _timestamps(members.get(k), v) for k, v in value.items()}
+        return {k: _timestamps(members.get(k), v) for k, v in value.items() if v is not None}
     if kind == "list" and isinstance(value, list):
         assert isinstance(shape, ListShape)
         return [_timestamps(shape.member, item) for item in value]
@@ -76,7 +113,7 @@ def _timestamps(shape: Shape | None, value: Any) -> Any:
         if isinstance(value, str):
             try:
                 return parse_timestamp(value).timestamp()
-            except (ValueError, TypeError):
+            except (ValueError, TypeError, OverflowError):
                 return value  # left for the validator to refuse
     return value
 
@@ -85,4 +122,6 @@ def parse(target: str | None, body: bytes) -> Call:
     service, operation = parse_target(target)
     params = parse_body(body)
     shape = spec.operation(service, operation).input_shape
+    if shape is None:
+        return Call(service, operation, {k: v for k, v in params.items() if v is not None})
     return Call(service, operation, _timestamps(shape, params))

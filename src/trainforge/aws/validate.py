@@ -69,22 +69,59 @@ def lower_first(name: str) -> str:
     return name[:1].lower() + name[1:]
 
 
-def render_value(value: Any) -> str:
-    """Render a value the way the Java service does inside ``Value '...'``."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return "[" + ", ".join(render_value(item) for item in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}={render_value(v)}" for k, v in value.items()) + "}"
-    return str(value)
+# A value shown in a message is cut here: a request may carry megabytes in one member.
+MAX_RENDERED = 1024
+
+
+def render_value(value: Any, budget: int = MAX_RENDERED) -> str:
+    """Render a value the way the Java service does inside ``Value '...'``, at most ``budget``
+    characters (then ``...``)."""
+    parts: list[str] = []
+    used = 0
+
+    def put(text: str) -> bool:
+        nonlocal used
+        parts.append(text)
+        used += len(text)
+        return used <= budget
+
+    def walk(item: Any) -> bool:
+        if item is None:
+            return put("null")
+        if isinstance(item, bool):
+            return put("true" if item else "false")
+        if isinstance(item, list):
+            if not put("["):
+                return False
+            for index, element in enumerate(item):
+                if (index and not put(", ")) or not walk(element):
+                    return False
+            return put("]")
+        if isinstance(item, dict):
+            if not put("{"):
+                return False
+            for index, (key, element) in enumerate(item.items()):
+                if (index and not put(", ")) or not put(f"{key}=") or not walk(element):
+                    return False
+            return put("}")
+        return put(str(item)[: budget + 1])
+
+    if walk(value):
+        return "".join(parts)
+    return "".join(parts)[:budget] + "..."
 
 
 def _error(value: Any, path: str, constraint: str) -> str:
     shown = "null" if value is None else f"'{render_value(value)}'"
     return f"Value {shown} at '{path}' failed to satisfy constraint: {constraint}"
+
+
+_INTEGER_BOUNDS = {
+    "byte": 1 << 7,
+    "short": 1 << 15,
+    "integer": 1 << 31,
+    "long": 1 << 63,
+}
 
 
 def _type_matches(shape: Shape, value: Any) -> bool:
@@ -94,7 +131,11 @@ def _type_matches(shape: Shape, value: Any) -> bool:
     if kind in _INTEGER_TYPES:
         if isinstance(value, bool):
             return False
-        return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        if not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
+            return False
+        # A number the service's type cannot hold is not of that type.
+        bound = _INTEGER_BOUNDS[kind]
+        return -bound <= value < bound
     if kind in _FLOAT_TYPES:
         return isinstance(value, int | float) and not isinstance(value, bool)
     if kind == "boolean":
@@ -160,7 +201,11 @@ class Validator:
             self._structure(shape, value, path, found)
         elif kind == "list":
             assert isinstance(shape, ListShape)
-            found.extend(_error(value, path, c) for c in self._length_failures(shape, len(value)))
+            too_long = self._length_failures(shape, len(value))
+            found.extend(_error(value, path, c) for c in too_long)
+            if too_long and len(value) > shape.metadata.get("max", len(value)):
+                # The list is refused whole; its members are not worth walking.
+                return
             for index, item in enumerate(value, start=1):
                 item_path = f"{path}.{index}.member"
                 if item is None:
@@ -176,7 +221,10 @@ class Validator:
             found.extend(_error(value, path, c) for c in self._range_failures(shape, value))
 
     def _map(self, shape: MapShape, value: dict[str, Any], path: str, found: list[str]) -> None:
-        found.extend(_error(value, path, c) for c in self._length_failures(shape, len(value)))
+        too_long = self._length_failures(shape, len(value))
+        found.extend(_error(value, path, c) for c in too_long)
+        if too_long and len(value) > shape.metadata.get("max", len(value)):
+            return
         key_shape, value_shape = shape.key, shape.value
         if any(self._string_failures(key_shape, key) for key in value):
             rules = ", ".join(self._all_string_rules(key_shape))

@@ -3,8 +3,10 @@ CloudWatch Logs have, plus ``GET /ping`` for health checks. It reads the request
 signature when access keys are configured, and hands it to the dispatcher; everything about the
 wire format lives in ``trainforge.aws``.
 
-Handlers that may block (CreateTrainingJob lists S3, Stop and Delete write) run on worker
-threads; reads are answered on the event loop, since a SQLite read is faster than a thread hop.
+Parsing, validation and the handlers run on worker threads, so one large or slow request never
+holds up the others; only a small DescribeTrainingJob is answered on the event loop, since a
+SQLite read of one row is faster than a thread hop. A body over 16 MiB is refused with 413 as
+soon as its size is known, without being read to its end.
 """
 
 from __future__ import annotations
@@ -13,12 +15,18 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from trainforge.aws.auth import IncomingRequest, SigV4Verifier
 from trainforge.aws.parser import parse
 from trainforge.aws.skeleton import Dispatcher, Response, error_response
-from trainforge.errors import ServiceError, UnknownOperation
+from trainforge.errors import (
+    InternalFailure,
+    RequestEntityTooLarge,
+    ServiceError,
+    UnknownOperation,
+)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -27,17 +35,15 @@ Send = Callable[[Message], Awaitable[None]]
 
 log = logging.getLogger("trainforge.server")
 
-INLINE_OPERATIONS = frozenset(
-    {
-        "DescribeTrainingJob",
-        "ListTrainingJobs",
-        "ListTags",
-        "DescribeLogStreams",
-        "GetLogEvents",
-        "FilterLogEvents",
-    }
-)
+INLINE_TARGET = "SageMaker.DescribeTrainingJob"
+INLINE_MAX_BYTES = 4096
 MAX_BODY_BYTES = 16 << 20
+DRAIN_BYTES = 64 << 20
+WORKER_THREADS = 16
+
+
+class BodyTooLarge(Exception):
+    pass
 
 
 class ApiApp:
@@ -52,6 +58,7 @@ class ApiApp:
         self.verifier = verifier
         self.on_startup = on_startup
         self.on_shutdown = on_shutdown
+        self._pool = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="api")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -59,8 +66,18 @@ class ApiApp:
             return
         if scope["type"] != "http":
             return
-        body = await self._body(receive)
-        response = await self._handle(scope, body)
+        try:
+            body = await self._body(scope, receive)
+        except BodyTooLarge:
+            response = error_response(
+                RequestEntityTooLarge(
+                    f"The request body is larger than the {MAX_BODY_BYTES} bytes trainforge "
+                    "accepts."
+                ),
+                str(uuid.uuid4()),
+            )
+        else:
+            response = await self._handle(scope, body)
         await send(
             {
                 "type": "http.response.start",
@@ -85,34 +102,53 @@ class ApiApp:
             elif message["type"] == "lifespan.shutdown":
                 if self.on_shutdown is not None:
                     await asyncio.to_thread(self.on_shutdown)
+                self._pool.shutdown(wait=False, cancel_futures=True)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
     @staticmethod
-    async def _body(receive: Receive) -> bytes:
-        chunks = []
+    async def _body(scope: Scope, receive: Receive) -> bytes:
+        """The whole body, or ``BodyTooLarge``. A body over the limit is read to its end and
+        dropped (so the client, still sending, gets the answer), up to ``DRAIN_BYTES``; one
+        announced larger than that is refused at once."""
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > DRAIN_BYTES:
+                raise BodyTooLarge()
+        chunks: list[bytes] = []
         size = 0
         while True:
             message = await receive()
             chunk = message.get("body", b"")
             size += len(chunk)
+            if size > DRAIN_BYTES:
+                raise BodyTooLarge()
             if size <= MAX_BODY_BYTES:
                 chunks.append(chunk)
             if not message.get("more_body"):
+                if size > MAX_BODY_BYTES:
+                    raise BodyTooLarge()
                 return b"".join(chunks)
 
     async def _handle(self, scope: Scope, body: bytes) -> Response:
-        request_id = str(uuid.uuid4())
         method = scope["method"]
         path = scope.get("raw_path", b"/").decode("latin-1").split("?", 1)[0] or "/"
         if method == "GET" and path == "/ping":
             return Response(200, [("content-type", "text/plain")], b"ok\n")
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if headers.get("x-amz-target") == INLINE_TARGET and len(body) <= INLINE_MAX_BYTES:
+            return self._respond(scope, method, path, headers, body)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._pool, self._respond, scope, method, path, headers, body
+        )
+
+    def _respond(
+        self, scope: Scope, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> Response:
+        request_id = str(uuid.uuid4())
         try:
             if method != "POST" or path != "/":
                 raise UnknownOperation(f"{method} {path} is not an operation of this service.")
-            if len(body) > MAX_BODY_BYTES:
-                raise UnknownOperation("The request body is too large.")
             if self.verifier is not None:
                 self.verifier.verify(
                     IncomingRequest(
@@ -126,6 +162,8 @@ class ApiApp:
             call = parse(headers.get("x-amz-target"), body)
         except ServiceError as exc:
             return error_response(exc, request_id)
-        if call.operation in INLINE_OPERATIONS:
-            return self.dispatcher.respond(call, request_id)
-        return await asyncio.to_thread(self.dispatcher.respond, call, request_id)
+        except Exception:
+            log.exception("request %s could not be read", request_id)
+            failure = InternalFailure(f"An internal error occurred. Request id: {request_id}")
+            return error_response(failure, request_id)
+        return self.dispatcher.respond(call, request_id)

@@ -16,6 +16,7 @@ from trainforge.context import Context
 from trainforge.scheduler.leases import owner_id
 from trainforge.scheduler.scheduler import Scheduler
 from trainforge.server.app import ApiApp
+from trainforge.server.http import guarded_protocol
 from trainforge.settings import Settings
 
 log = logging.getLogger("trainforge.server")
@@ -88,7 +89,11 @@ def serve(settings: Settings) -> int:
         lifespan="on",
         access_log=False,
         log_level="warning",
-        http="httptools",
+        http=guarded_protocol(
+            settings.http_header_timeout_seconds,
+            settings.http_body_timeout_seconds,
+            settings.http_max_connections,
+        ),
     )
     log.info(
         "trainforge serving the SageMaker and CloudWatch Logs APIs on http://%s:%d (home %s)",

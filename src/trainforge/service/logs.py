@@ -23,6 +23,8 @@ MAX_EVENTS = 10_000
 MAX_RESPONSE_BYTES = 1_048_576
 # Each event costs its UTF-8 size plus 26 bytes of overhead, as in PutLogEvents.
 EVENT_OVERHEAD = 26
+# Positions are SQLite row ids: a token beyond them is no token of ours.
+_MAX_POSITION = 1 << 62
 
 
 def _group_name(params: dict[str, Any]) -> str:
@@ -224,9 +226,12 @@ def _decode_position(token: str | None) -> tuple[str | None, int | None]:
     if not token:
         return None, None
     direction, _, digits = token.partition("/")
-    if direction not in ("f", "b") or not digits.isdigit():
+    if direction not in ("f", "b") or not digits.isascii() or not digits.isdigit():
         raise LogsInvalidParameter("The specified nextToken is invalid.")
-    return direction, int(digits)
+    position = int(digits[-19:]) if len(digits) <= 20 else -1
+    if not 0 <= position < _MAX_POSITION:
+        raise LogsInvalidParameter("The specified nextToken is invalid.")
+    return direction, position
 
 
 def _encode_offset(offset: int) -> str:
@@ -237,6 +242,9 @@ def _decode_offset(token: str | None) -> int:
     if not token:
         return 0
     try:
-        return int(json.loads(base64.urlsafe_b64decode(token.encode()))["o"])
-    except (ValueError, KeyError, TypeError, binascii.Error):
+        offset = json.loads(base64.urlsafe_b64decode(token.encode()))["o"]
+    except (ValueError, KeyError, TypeError, binascii.Error, RecursionError):
         raise LogsInvalidParameter("The specified nextToken is invalid.") from None
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset < _MAX_POSITION:
+        raise LogsInvalidParameter("The specified nextToken is invalid.")
+    return offset

@@ -214,6 +214,8 @@ class TrainingJobService:
                 start = int(base64.urlsafe_b64decode(params["NextToken"].encode()).decode())
             except (ValueError, binascii.Error):
                 raise ValidationError("Invalid NextToken.") from None
+            if start < 0:
+                raise ValidationError("Invalid NextToken.")
         limit = int(params.get("MaxResults", 50))
         page = tags[start : start + limit]
         result: dict[str, Any] = {"Tags": page}
@@ -230,6 +232,14 @@ class TrainingJobService:
 _RUNNING = RUNNING_SECONDARY
 
 
+# What the sort key of each SortBy holds (store.jobs orders by these columns).
+SORT_KEY_TYPES: dict[str, tuple[type | tuple[type, ...], ...]] = {
+    "CreationTime": ((int, float), str),
+    "Name": (str,),
+    "Status": (str, (int, float), str),
+}
+
+
 def _encode_token(key: tuple[Any, ...], sort_by: str, descending: bool) -> str:
     raw = json.dumps({"k": list(key), "s": sort_by, "d": descending}, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode()
@@ -238,13 +248,17 @@ def _encode_token(key: tuple[Any, ...], sort_by: str, descending: bool) -> str:
 def _decode_token(token: str | None, sort_by: str, descending: bool) -> tuple[Any, ...] | None:
     if not token:
         return None
+    invalid = ValidationError("Invalid pagination token: NextToken was not returned by this API.")
     try:
         data = json.loads(base64.urlsafe_b64decode(token.encode()))
         key = tuple(data["k"])
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        raise ValidationError(
-            "Invalid pagination token: NextToken was not returned by this API."
-        ) from None
+    except (ValueError, KeyError, TypeError, binascii.Error, RecursionError):
+        raise invalid from None
+    if len(key) != len(SORT_KEY_TYPES.get(sort_by, ())) or not all(
+        isinstance(part, kind) and not isinstance(part, bool)
+        for part, kind in zip(key, SORT_KEY_TYPES[sort_by], strict=True)
+    ):
+        raise invalid
     if data.get("s") != sort_by or data.get("d") != descending:
         raise ValidationError(
             "The NextToken was issued for a different SortBy or SortOrder; repeat the request "
