@@ -52,6 +52,8 @@ from trainforge.runtime.watch import GroupWatch, WatchState
 
 # An exit this close to an engine outage is the engine's doing, not the algorithm's.
 _OUTAGE_MARGIN_SECONDS = 5.0
+# 128 + SIGTERM, 128 + SIGKILL.
+_OUTSIDE_SIGNALS = frozenset({143, 137})
 
 
 @dataclass(frozen=True)
@@ -151,12 +153,13 @@ class JobRunner:
     def release(self, spec: JobSpec) -> None:
         """After the outcome is recorded: remove the job's containers, network and trees, as a
         SageMaker instance's storage goes with it (the artifacts are uploaded by then).
-        TRAINFORGE_KEEP_CONTAINERS and TRAINFORGE_KEEP_WORKSPACES keep them."""
-        if not self.config.keep_containers:
-            with contextlib.suppress(EngineError):
-                self.engine.remove(spec.name)
+        TRAINFORGE_KEEP_CONTAINERS and TRAINFORGE_KEEP_WORKSPACES keep them. Raises
+        ``EngineError`` when the engine could not remove them (it may be restarting): the
+        caller tries again."""
         if not self.config.keep_workspaces:
             self.data.release(spec)
+        if not self.config.keep_containers:
+            self.engine.remove(spec.name)
 
     # -- start -----------------------------------------------------------------------------
 
@@ -264,14 +267,20 @@ class JobRunner:
             for error in pump.close():
                 reporter.warning(f"Reading the container output failed: {error}")
         self.data.inputs_done(spec)
-        outcome = Outcome.failed(failure) if failure else outcome_of(spec, states, state, {})
+        outcome = (
+            Outcome.failed(failure)
+            if failure
+            else outcome_of(spec, states, state, {}, self.engine.describe())
+        )
         if outcome.kind is OutcomeKind.COMPLETED:
             reporter.phase(Phase.UPLOADING)
         collected = self.data.collect(spec, allocation)
         for warning in collected.warnings:
             reporter.warning(warning)
         if failure is None:
-            outcome = outcome_of(spec, states, state, collected.failure_texts)
+            outcome = outcome_of(
+                spec, states, state, collected.failure_texts, self.engine.describe()
+            )
         if collected.error is not None:
             if outcome.kind is OutcomeKind.FAILED:
                 reporter.warning(
@@ -287,6 +296,7 @@ def outcome_of(
     states: Mapping[str, HostState],
     watch: WatchState,
     failure_texts: Mapping[str, str | None],
+    engine: str = "the container engine",
 ) -> Outcome:
     """How the job ended, from its hosts' last states and what the watch did. A failed job's
     FailureReason comes from the host that failed first."""
@@ -331,6 +341,20 @@ def outcome_of(
                 ),
                 codes,
             )
+    signalled = watch.terminated_at is not None and (
+        finished is None or finished >= watch.terminated_at - _OUTAGE_MARGIN_SECONDS
+    )
+    if code in _OUTSIDE_SIGNALS and not signalled:
+        # PID 1 of a container ignores SIGTERM and SIGKILL sent from inside it: dying of one
+        # means something outside the job sent it (the engine stopping, an operator).
+        return Outcome.failed(
+            JobFailure.platform(
+                f"{first} was ended by a signal trainforge did not send (exit code {code}): "
+                f"its container was stopped from outside the job, by {engine} restarting or "
+                "by someone stopping it. Create the job again to rerun it."
+            ),
+            codes,
+        )
     return Outcome.failed(JobFailure.algorithm(failure_texts.get(first), code), codes)
 
 

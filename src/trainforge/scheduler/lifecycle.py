@@ -299,10 +299,21 @@ class Lifecycle:
         return self._release(spec, ended)
 
     def _release(self, spec: JobSpec, ended: TrainingJob) -> TrainingJob:
-        try:
-            self.runner.release(spec)
-        except Exception:
-            log.exception("job %s: removing its containers and files failed", spec.name)
+        # The engine may be restarting: what it cannot remove now it is asked again, for as
+        # long as a job waits for an engine that went away.
+        deadline = time.monotonic() + self.runner.config.engine_outage_seconds
+        while True:
+            try:
+                self.runner.release(spec)
+                break
+            except EngineError as exc:
+                if time.monotonic() >= deadline:
+                    log.warning("job %s: its containers could not be removed: %s", spec.name, exc)
+                    break
+                time.sleep(1.0)
+            except Exception:
+                log.exception("job %s: removing its containers and files failed", spec.name)
+                break
         self.keeper.discard(spec.name)
         durably(lambda: self.jobs.release(spec.name, self.owner), f"job {spec.name}'s claim")
         return ended
