@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: example test lint images bench clean
+.PHONY: example test lint images bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests scripts bench
 	$(BIN)/ruff format --check src tests scripts bench
 	$(BIN)/mypy
+
+## The fuzz suite at length: 10,000 model-driven hostile requests, none may get a 5xx.
+fuzz: $(VENV)/.installed-dev
+	TRAINFORGE_FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest tests/api/test_fuzz.py -p no:cacheprovider
 
 ## The benchmarks of bench/: trainforge against its baselines, one table of ratios.
 bench: $(VENV)/.installed-dev images

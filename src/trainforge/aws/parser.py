@@ -88,7 +88,18 @@ def parse_body(body: bytes) -> dict[str, Any]:
         raise SerializationError("The request body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise SerializationError("The request body must be a JSON object.")
+    if (b"\\ud" in body or b"\\uD" in body) and _has_lone_surrogate(data):
+        raise SerializationError("The request body is not valid UTF-8 text.")
     return data
+
+
+def _has_lone_surrogate(data: Any) -> bool:
+    """JSON escapes can name half of a UTF-16 pair, which no text holds."""
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _timestamps(shape: Shape | None, value: Any) -> Any:

@@ -67,7 +67,11 @@ def for_display(shape: Shape | None, value: dict[str, Any]) -> dict[str, Any]:
 
 
 def dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        # Text that is no valid Unicode (half a surrogate pair) leaves escaped.
+        return json.dumps(value, separators=(",", ":")).encode("ascii")
 
 
 def error_body(error: ServiceError) -> dict[str, str]:

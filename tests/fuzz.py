@@ -1,0 +1,183 @@
+"""Hypothesis strategies for hostile AWS JSON requests, driven by the botocore models: for any
+operation of the SageMaker and CloudWatch Logs models, a body built from its input shape with
+values mutated into the wrong types, nulls, numbers no type holds, oversized strings and lists,
+unknown members and deep nesting; and raw bodies, targets, methods, paths and headers that no
+SDK would send. Used by tests/api/test_fuzz.py (bounded) and ``make fuzz`` (10,000 requests)."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+import botocore.session
+from botocore.model import ListShape, MapShape, ServiceModel, Shape, StructureShape
+from hypothesis import strategies as st
+
+SERVICES = {"sagemaker": "SageMaker", "logs": "Logs_20140328"}
+SERVED = {
+    "sagemaker": [
+        "CreateTrainingJob",
+        "DescribeTrainingJob",
+        "ListTrainingJobs",
+        "StopTrainingJob",
+        "DeleteTrainingJob",
+        "AddTags",
+        "ListTags",
+        "DeleteTags",
+    ],
+    "logs": ["DescribeLogStreams", "GetLogEvents", "FilterLogEvents"],
+}
+MAX_DEPTH = 6
+# What a header can carry at all (http.client sends latin-1).
+header_text = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=60)
+
+NASTY: list[Any] = [
+    None,
+    "",
+    0,
+    -1,
+    1.5,
+    2**31,
+    2**63,
+    2**64,
+    -(2**63) - 1,
+    10**30,
+    1e308,
+    -1e308,
+    True,
+    False,
+    [],
+    {},
+    [None],
+    {"": None},
+    "x" * 3000,
+    "\x00",
+    "\ud800",
+    "../../etc/passwd",
+    "file:///etc/",
+    "s3://",
+    "f/99999999999999999999999999",
+    "b/-1",
+    "1e999",
+    "2026-13-45T99:99:99Z",
+    "Infinity",
+]
+
+
+@cache
+def model(service: str) -> ServiceModel:
+    loader = botocore.session.get_session().get_component("data_loader")
+    return ServiceModel(loader.load_service_model(service, "service-2"), service)
+
+
+def _deep(depth: int) -> Any:
+    value: Any = "bottom"
+    for i in range(depth):
+        value = [value] if i % 2 else {"k": value}
+    return value
+
+
+nasty = st.one_of(
+    st.sampled_from(NASTY),
+    st.integers(min_value=10, max_value=700).map(_deep),
+    st.text(max_size=40),
+    st.integers(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.lists(st.text(max_size=5), min_size=101, max_size=300),
+)
+
+
+def value_for(shape: Shape, depth: int = 0) -> st.SearchStrategy[Any]:
+    """Mostly a value of the shape's type, sometimes anything at all."""
+    right = _right_value(shape, depth)
+    return st.one_of(right, right, right, right, nasty)
+
+
+def _right_value(shape: Shape, depth: int) -> st.SearchStrategy[Any]:
+    kind = shape.type_name
+    if depth > MAX_DEPTH:
+        return st.just(None)
+    if kind == "structure":
+        assert isinstance(shape, StructureShape)
+        members = {name: value_for(member, depth + 1) for name, member in shape.members.items()}
+        extra = st.dictionaries(st.text(max_size=8), nasty, max_size=1)
+        return st.tuples(st.fixed_dictionaries({}, optional=members), extra).map(
+            lambda pair: {**pair[1], **pair[0]}
+        )
+    if kind == "list":
+        assert isinstance(shape, ListShape)
+        top = min(int(shape.metadata.get("max", 4)), 4)
+        return st.lists(value_for(shape.member, depth + 1), max_size=top)
+    if kind == "map":
+        assert isinstance(shape, MapShape)
+        return st.dictionaries(st.text(max_size=10), value_for(shape.value, depth + 1), max_size=3)
+    if kind == "string":
+        enum = shape.metadata.get("enum")
+        if enum:
+            return st.one_of(st.sampled_from(list(enum)), st.text(max_size=10))
+        low = int(shape.metadata.get("min", 0))
+        high = int(shape.metadata.get("max", 64))
+        return st.one_of(
+            st.text(min_size=min(low, 64), max_size=min(high, 64)),
+            st.sampled_from(["s3://bucket/prefix/", "file:///tmp", "job-1", "arn:aws:x"]),
+        )
+    if kind in ("integer", "long"):
+        low = shape.metadata.get("min", -(2**31))
+        high = shape.metadata.get("max", 2**31)
+        return st.integers(min_value=int(low) - 2, max_value=int(high) + 2)
+    if kind in ("float", "double"):
+        return st.floats(allow_nan=False, allow_infinity=False)
+    if kind == "boolean":
+        return st.booleans()
+    if kind == "timestamp":
+        return st.one_of(
+            st.integers(min_value=-(2**40), max_value=2**40),
+            st.floats(allow_nan=False, allow_infinity=False),
+            st.sampled_from(["2026-01-01T00:00:00Z", "yesterday", ""]),
+        )
+    return st.text(max_size=20)
+
+
+@st.composite
+def api_request(draw: st.DrawFn) -> tuple[str, dict[str, str], bytes]:
+    """(path, headers, body) of one request."""
+    service = draw(st.sampled_from(sorted(SERVICES)))
+    prefix = SERVICES[service]
+    operations = model(service).operation_names
+    name = draw(st.one_of(st.sampled_from(SERVED[service]), st.sampled_from(operations)))
+    shape = model(service).operation_model(name).input_shape
+    target = draw(
+        st.one_of(
+            st.just(f"{prefix}.{name}"),
+            st.just(f"{prefix}.{name}"),
+            st.just(f"{prefix}.{name}"),
+            header_text,
+            st.sampled_from([prefix, f"{prefix}.", ".x", f"{prefix}.{name.lower()}", "a.b.c"]),
+        )
+    )
+    body_kind = draw(st.integers(min_value=0, max_value=9))
+    if shape is not None and body_kind < 7:
+        params = draw(_right_value(shape, 0))
+        body = json.dumps(params).encode("utf-8", "surrogatepass")
+    elif body_kind == 7:
+        body = draw(st.binary(max_size=200))
+    elif body_kind == 8:
+        depth = draw(st.integers(min_value=30, max_value=3000))
+        body = ('{"a": ' + "[" * depth + "]" * depth + "}").encode()
+    else:
+        text = json.dumps({"TrainingJobName": "j", "MaxResults": 5})
+        body = text[: draw(st.integers(min_value=0, max_value=len(text)))].encode()
+    headers = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": target}
+    if draw(st.integers(min_value=0, max_value=9)) == 0:
+        del headers["X-Amz-Target"]
+    if draw(st.integers(min_value=0, max_value=9)) == 0:
+        headers["Content-Type"] = draw(st.sampled_from(["text/plain", "", "application/json"]))
+    if draw(st.integers(min_value=0, max_value=19)) == 0:
+        headers["Authorization"] = draw(header_text)
+    path = (
+        "/"
+        if draw(st.integers(min_value=0, max_value=19))
+        else draw(st.sampled_from(["/x", "//", "/?a=b", "/ping/x"]))
+    )
+    return path, headers, body
