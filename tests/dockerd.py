@@ -2,9 +2,9 @@
 for a daemon configured as a hostile operator would (log rotation), a daemon restarted mid-job,
 and the nodes of a multi-node Swarm.
 
-Layout (spec/cluster-engines.md): a Linux bridge in the root namespace with address
-``10.250.<net>.1``; one namespace per daemon joined to it by a veth pair, ``10.250.<net>.<11+i>``,
-no default route out. Each daemon is started with ``nsenter --net=…`` (``ip netns exec`` hides the
+Layout (spec/cluster-engines.md): a hub namespace with a Linux bridge, reached from the root
+namespace at ``10.250.<net>.1``; one namespace per daemon joined to the bridge by a veth pair,
+``10.250.<net>.<11+i>``, no default route out. Each daemon is started with ``nsenter --net=…`` (``ip netns exec`` hides the
 cgroup mounts), with its own data root, exec root, socket, pid file, cgroup parent and config
 file, and stays a child of this process so it is reaped. Images come from the machine's daemon
 by ``docker save | docker load``. Everything is torn down in reverse, even when a test fails.
@@ -55,6 +55,10 @@ def storage_driver() -> str:
 
 @dataclass
 class Bridge:
+    """A hub namespace holding a bridge the nodes' namespaces are joined to, and one more port
+    to the root namespace at ``address``. The bridge lives apart from the machine's firewall
+    (Docker's FORWARD policy drops bridged traffic in the root namespace)."""
+
     name: str
     net: int
     up: bool = False
@@ -63,15 +67,46 @@ class Bridge:
     def address(self) -> str:
         return f"10.250.{self.net}.1"
 
+    def _inside(self, *args: str) -> str:
+        return run("ip", "netns", "exec", self.name, *args)
+
     def create(self) -> None:
-        run("ip", "link", "add", self.name, "type", "bridge")
+        run("ip", "netns", "add", self.name)
         self.up = True
-        run("ip", "addr", "add", f"{self.address}/24", "dev", self.name)
-        run("ip", "link", "set", self.name, "up")
+        self._inside("ip", "link", "set", "lo", "up")
+        self._inside("ip", "link", "add", "br0", "type", "bridge")
+        self._inside("ip", "link", "set", "br0", "up")
+        root_end = f"h{self.name}"[-15:]
+        run(
+            "ip",
+            "link",
+            "add",
+            root_end,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "uplink",
+            "netns",
+            self.name,
+        )
+        run("ip", "addr", "add", f"{self.address}/24", "dev", root_end)
+        run("ip", "link", "set", root_end, "up")
+        self._inside("ip", "link", "set", "uplink", "master", "br0", "up")
+
+    def attach(self, netns: str, address: str) -> None:
+        port = f"p{netns}"[-15:]
+        self._inside(
+            "ip", "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", netns
+        )
+        self._inside("ip", "link", "set", port, "master", "br0", "up")
+        run("ip", "netns", "exec", netns, "ip", "addr", "add", f"{address}/24", "dev", "eth0")
+        run("ip", "netns", "exec", netns, "ip", "link", "set", "eth0", "up")
 
     def delete(self) -> None:
         if self.up:
-            run("ip", "link", "del", self.name, check=False)
+            # Everything inside goes with the namespace, the root's end of the uplink too.
+            run("ip", "netns", "del", self.name, check=False)
             self.up = False
 
 
@@ -108,15 +143,7 @@ class PrivateDaemon:
         self.netns_made = True
         run("ip", "netns", "exec", self.netns, "ip", "link", "set", "lo", "up")
         if self.bridge is not None and self.address is not None:
-            host_end = f"v{self.name}"[-15:]
-            run(
-                "ip", "link", "add", host_end, "type", "veth", "peer", "name", "eth0",
-                "netns", self.netns,
-            )  # fmt: skip
-            run("ip", "link", "set", host_end, "master", self.bridge.name, "up")
-            inside = ("ip", "netns", "exec", self.netns)
-            run(*inside, "ip", "addr", "add", f"{self.address}/24", "dev", "eth0")
-            run(*inside, "ip", "link", "set", "eth0", "up")
+            self.bridge.attach(self.netns, self.address)
         config = {
             "storage-driver": storage_driver(),
             # Stopping the daemon must not wait long for containers that ignore SIGTERM.
