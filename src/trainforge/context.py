@@ -15,13 +15,14 @@ from trainforge.aws.skeleton import Dispatcher, Handler
 from trainforge.domain.allocation import Node
 from trainforge.domain.hosts import hosts_of
 from trainforge.engines.base import Engine
-from trainforge.runtime.dataplane import LocalDataPlane
+from trainforge.runtime.dataplane import DataPlane, LocalDataPlane
 from trainforge.runtime.execute import JobRunner, RuntimeConfig
 from trainforge.runtime.jobspec import JobSpec
 from trainforge.runtime.staging import Stager
 from trainforge.scheduler.capacity import refuse_if_never_fits
 from trainforge.scheduler.lifecycle import Lifecycle, Placement
 from trainforge.service.logs import LogsService
+from trainforge.service.semantics import local_path_problem
 from trainforge.service.training_jobs import TrainingJobService
 from trainforge.settings import Settings
 from trainforge.storage.base import Storage
@@ -48,10 +49,25 @@ class Context:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            from trainforge.engines.docker import DockerEngine
+            if self.settings.engine == "swarm":
+                from trainforge.engines.swarm import SwarmEngine
 
-            self._engine = DockerEngine(self.instance_label)
+                dns = tuple(d.strip() for d in self.settings.swarm_dns.split(",") if d.strip())
+                self._engine = SwarmEngine(
+                    self.instance_label,
+                    place_seconds=self.settings.swarm_place_seconds,
+                    dns=dns,
+                )
+            else:
+                from trainforge.engines.docker import DockerEngine
+
+                self._engine = DockerEngine(self.instance_label)
         return self._engine
+
+    @property
+    def spans_machines(self) -> bool:
+        """Without building the engine: a cluster engine's hosts run on other machines."""
+        return self.settings.engine == "swarm"
 
     @functools.cached_property
     def storage(self) -> Storage:
@@ -72,8 +88,33 @@ class Context:
             engine_outage_seconds=self.settings.engine_outage_seconds,
             container_env=self.container_env,
         )
-        data = LocalDataPlane(self.settings.jobs_dir, self.storage)
+        data: DataPlane
+        if self.engine.spans_machines:
+            from trainforge.runtime.agentplane import AgentDataPlane
+
+            data = AgentDataPlane(
+                self.engine,
+                self.settings.agent_image,
+                self.settings.swarm_node_dir,
+                self.instance_label,
+                self.agent_env,
+                self.settings.shared,
+            )
+        else:
+            data = LocalDataPlane(self.settings.jobs_dir, self.storage)
         return JobRunner(config, self.engine, data, ImageProbeStore(self.db))
+
+    def agent_env(self) -> Mapping[str, str]:
+        """What agents need to reach S3 as this server does: its credentials, region and
+        endpoint. Never given to a training container (unless asked, see container_env)."""
+        from trainforge.storage.s3 import caller_credentials_env
+
+        env = caller_credentials_env()
+        env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = self.settings.region
+        for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+            if os.environ.get(name):
+                env[name] = os.environ[name]
+        return env
 
     def container_env(self) -> Mapping[str, str]:
         """The caller's AWS credentials, only when the user asked for them to be passed."""
@@ -88,6 +129,10 @@ class Context:
         return env
 
     def check_inputs(self, name: str, request: dict[str, Any]) -> str | None:
+        if self.spans_machines:
+            problem = local_path_problem(request, self.settings.shared)
+            if problem:
+                return problem
         spec = JobSpec.from_request(name, "", self.settings.region, request)
         return Stager(self.storage).missing_input(spec)
 

@@ -18,6 +18,8 @@ DEFAULT_ACCOUNT_ID = "000000000000"
 DEFAULT_REGION = "us-east-1"
 # SageMaker waits 120 s between SIGTERM and SIGKILL (docker stop -t 120).
 DEFAULT_STOP_GRACE_SECONDS = 120.0
+DEFAULT_AGENT_IMAGE = "trainforge/agent:latest"
+ENGINES = ("docker", "swarm")
 
 
 def _as_bool(value: Any) -> bool:
@@ -62,6 +64,19 @@ class Settings:
     http_header_timeout_seconds: float = 10.0
     http_body_timeout_seconds: float = 60.0
     http_max_connections: int = 512
+    # Where jobs run: "docker" (this machine's engine) or "swarm" (a Swarm manager at DOCKER_HOST).
+    engine: str = "docker"
+    # The agent image the nodes of a cluster engine run (`trainforge agent-image` builds it).
+    agent_image: str = DEFAULT_AGENT_IMAGE
+    # On each swarm node: the existing directory under which jobs' trees live.
+    swarm_node_dir: str = "/var/tmp"
+    # How long a job's hosts may take to all start on the swarm before the job fails.
+    swarm_place_seconds: float = 60.0
+    # Name servers for the swarm's containers ("" keeps the node's).
+    swarm_dns: str = ""
+    # Local paths every node sees too (comma separated): file:// channels and outputs under them
+    # are allowed on a cluster engine.
+    shared_paths: str = ""
 
     @property
     def db_path(self) -> Path:
@@ -70,6 +85,10 @@ class Settings:
     @property
     def jobs_dir(self) -> Path:
         return self.home / "jobs"
+
+    @property
+    def shared(self) -> tuple[str, ...]:
+        return tuple(p.strip().rstrip("/") for p in self.shared_paths.split(",") if p.strip())
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -97,6 +116,12 @@ _FIELDS: dict[str, type] = {
     "http_header_timeout_seconds": float,
     "http_body_timeout_seconds": float,
     "http_max_connections": int,
+    "engine": str,
+    "agent_image": str,
+    "swarm_node_dir": str,
+    "swarm_place_seconds": float,
+    "swarm_dns": str,
+    "shared_paths": str,
 }
 
 
@@ -148,4 +173,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             values[name] = _convert(name, raw_env)
     if env.get("TRAINFORGE_ACCESS_KEYS"):
         values["access_keys"] = _parse_access_keys(env["TRAINFORGE_ACCESS_KEYS"])
-    return Settings(home=home, **values)
+    settings = Settings(home=home, **values)
+    if settings.engine not in ENGINES:
+        raise ValueError(
+            f"TRAINFORGE_ENGINE must be one of {', '.join(ENGINES)}, not {settings.engine!r}"
+        )
+    return settings

@@ -58,6 +58,15 @@ def _parser() -> argparse.ArgumentParser:
         "stop", help="StopTrainingJob: SIGTERM, then SIGKILL after the grace period"
     )
     stop.add_argument("name")
+    agent = sub.add_parser(
+        "agent-image",
+        help="build the agent image the nodes of a cluster engine run, and print its reference",
+    )
+    agent.add_argument(
+        "--base",
+        help="an image with Python 3.11 or later to build on (default python:3.12-slim)",
+    )
+    agent.add_argument("--tag", help="the reference to give it (default TRAINFORGE_AGENT_IMAGE)")
     serve = sub.add_parser("serve", help="run the SageMaker-compatible API server")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (default 8443)")
@@ -165,6 +174,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.stop_grace_seconds is not None:
                 settings = settings.with_overrides(stop_grace_seconds=args.stop_grace_seconds)
             return run_command(Context(settings), args.cli_input_json, args.training_job_name)
+        if args.command == "agent-image":
+            from trainforge.cli.agent_image import DEFAULT_BASE, build_agent_image
+
+            print(build_agent_image(args.base or DEFAULT_BASE, args.tag or settings.agent_image))
+            return 0
         if args.command == "serve":
             from trainforge.server.main import serve
 

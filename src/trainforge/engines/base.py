@@ -30,7 +30,7 @@ Optional abilities raise ``NotImplementedError`` rather than being detected by t
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Protocol
@@ -129,8 +129,10 @@ class TaskResult:
 
 @dataclass(frozen=True)
 class AgentTask:
-    """A short-lived container of trainforge's own agent image, placed on ``node``."""
+    """A short-lived container of trainforge's own agent image, placed on ``node``, doing
+    ``name`` (``prepare-algo-1``, say) for ``job``."""
 
+    job: str
     name: str
     node: str | None
     image: str
@@ -175,6 +177,9 @@ class Engine(Protocol):
 
     def remove(self, job: str) -> None: ...
 
-    def run_task(self, task: AgentTask, timeout: float) -> TaskResult:
-        """Run an agent task to its end (engines with ``spans_machines``)."""
+    def run_task(
+        self, task: AgentTask, timeout: float, should_stop: Callable[[], bool] | None = None
+    ) -> TaskResult:
+        """Run an agent task to its end (engines with ``spans_machines``); removed early, and
+        ``StorageCancelled`` raised, once ``should_stop()`` is true."""
         ...

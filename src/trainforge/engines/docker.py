@@ -14,7 +14,7 @@ import contextlib
 import os
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -229,5 +229,7 @@ class DockerEngine:
             self.docker.remove_container(str(found["Id"]))
         self.docker.remove_networks(labels)
 
-    def run_task(self, task: AgentTask, timeout: float) -> TaskResult:
+    def run_task(
+        self, task: AgentTask, timeout: float, should_stop: Callable[[], bool] | None = None
+    ) -> TaskResult:
         raise NotImplementedError("the local engine runs the agent's work in-process")

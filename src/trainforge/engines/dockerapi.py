@@ -246,6 +246,18 @@ class DockerApi:
                 return True
         return False
 
+    def build_image(self, context: str, tag: str) -> str:
+        """Build ``context`` (a directory with a Dockerfile) as ``tag``; its image id."""
+        action = f"build the image {tag}"
+        try:
+            output = list(self.api.build(path=context, tag=tag, rm=True, decode=True))
+        except _CONNECTION_ERRORS as exc:
+            raise self.fail(action, exc) from exc
+        errors = [str(item["error"]).strip() for item in output if "error" in item]
+        if errors:
+            raise EngineError(f"Docker could not {action}: {errors[-1]}")
+        return str(self.call(action, self.api.inspect_image, tag)["Id"])
+
     # -- networks ------------------------------------------------------------------------------
 
     def create_network(
@@ -275,6 +287,107 @@ class DockerApi:
         action = "remove a job's network"
         for network in self.call(action, self.api.networks, filters=label_filter(labels)):
             self.quietly(action, self.api.remove_network, network["Id"])
+
+    # -- swarm ---------------------------------------------------------------------------------
+
+    def swarm_nodes(self) -> list[dict[str, Any]]:
+        return list(self.call("list the swarm's nodes", self.api.nodes))
+
+    def create_service(
+        self,
+        *,
+        name: str,
+        image: str,
+        entrypoint: Sequence[str] | None,
+        command: Sequence[str] | None,
+        env: Mapping[str, str],
+        labels: Mapping[str, str],
+        mounts: Sequence[Mount],
+        node: str | None,
+        hostname: str | None = None,
+        network: str | None = None,
+        aliases: Sequence[str] = (),
+        cpus: float | None = None,
+        memory_bytes: int | None = None,
+        shm_bytes: int | None = None,
+        grace_seconds: float = 10.0,
+        dns: Sequence[str] = (),
+    ) -> str:
+        """One single-replica service that runs once (no restarts), pinned to ``node``: the
+        swarm form of one container. Swarm's ``Command`` replaces the image's ENTRYPOINT and
+        ``Args`` its CMD, as ``--entrypoint`` and trailing arguments do for ``docker run``."""
+        all_mounts = [docker_mount(m) for m in mounts]
+        if shm_bytes:
+            # Services have no --shm-size: a tmpfs over /dev/shm is the same thing.
+            all_mounts.append(
+                docker.types.Mount("/dev/shm", None, type="tmpfs", tmpfs_size=int(shm_bytes))
+            )
+        spec = docker.types.ContainerSpec(
+            image,
+            command=list(entrypoint) if entrypoint is not None else None,
+            args=list(command) if command is not None else None,
+            hostname=hostname,
+            env=dict(env),
+            labels=dict(labels),
+            mounts=all_mounts,
+            stop_grace_period=int(grace_seconds * 1e9),
+            dns_config=docker.types.DNSConfig(nameservers=list(dns)) if dns else None,
+        )
+        template = docker.types.TaskTemplate(
+            spec,
+            resources=docker.types.Resources(
+                cpu_limit=int(cpus * 1e9) if cpus else None,
+                mem_limit=int(memory_bytes) if memory_bytes else None,
+            ),
+            restart_policy=docker.types.RestartPolicy(condition="none"),
+            placement=docker.types.Placement(constraints=[f"node.id=={node}"] if node else None),
+            log_driver=docker.types.DriverConfig(LOG_DRIVER, dict(LOG_OPTIONS)),
+            networks=[docker.types.NetworkAttachmentConfig(network, aliases=list(aliases))]
+            if network
+            else None,
+        )
+        created = self.call(
+            f"create the service {name}",
+            self.api.create_service,
+            template,
+            name=name,
+            labels=dict(labels),
+            mode=docker.types.ServiceMode("replicated", replicas=1),
+            endpoint_spec=docker.types.EndpointSpec(mode="dnsrr"),
+        )
+        return str(created["ID"])
+
+    def services(self, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+        return list(self.call("list services", self.api.services, filters=label_filter(labels)))
+
+    def tasks(self, service_ids: Sequence[str]) -> list[dict[str, Any]]:
+        if not service_ids:
+            return []
+        found = self.call("list tasks", self.api.tasks, filters={"service": list(service_ids)})
+        return list(found)
+
+    def scale_to_zero(self, service_id: str) -> None:
+        """Stop a service's task: SIGTERM now, SIGKILL after its stop grace period, enforced by
+        the swarm itself."""
+        action = "stop a service"
+        try:
+            current = self.call(action, self.api.inspect_service, service_id)
+        except Missing:
+            return
+        mode = current["Spec"].get("Mode", {}).get("Replicated")
+        if mode is not None and mode.get("Replicas") == 0:
+            return
+        self.quietly(
+            action,
+            self.api.update_service,
+            service_id,
+            current["Version"]["Index"],
+            mode=docker.types.ServiceMode("replicated", replicas=0),
+            fetch_current_spec=True,
+        )
+
+    def remove_service(self, service_id: str) -> None:
+        self.quietly("remove a service", self.api.remove_service, service_id)
 
     # -- containers ----------------------------------------------------------------------------
 

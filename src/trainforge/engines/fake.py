@@ -53,6 +53,7 @@ class _Host:
     finished: bool = False
     finished_wall: float | None = None
     lost: bool = False
+    started_ns: int = field(default_factory=time.time_ns)
 
 
 @dataclass
@@ -233,7 +234,7 @@ class FakeEngine:
             target = found.hosts.get(host) if found is not None else None
         if target is None:
             return iter(())
-        base = int((time.time() - (time.monotonic() - target.started)) * 1e9)
+        base = target.started_ns
         lines = [
             LogLine(base + i + 1, text)
             for i, text in enumerate(target.script.lines)
@@ -246,7 +247,9 @@ class FakeEngine:
         with self._cond:
             self.jobs.pop(job, None)
 
-    def run_task(self, task: AgentTask, timeout: float) -> TaskResult:
+    def run_task(
+        self, task: AgentTask, timeout: float, should_stop: Callable[[], bool] | None = None
+    ) -> TaskResult:
         raise NotImplementedError("the fake engine runs no agents")
 
 

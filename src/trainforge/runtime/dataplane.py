@@ -56,6 +56,28 @@ class DataPlane(Protocol):
         ...
 
 
+def prepare_trees(
+    stager: Stager, spec: JobSpec, workspace: Workspace, should_stop: Callable[[], bool]
+) -> dict[str, tuple[Mount, ...]]:
+    """Stage the channels and checkpoints of ``workspace``'s hosts; what each host mounts: its
+    tree at /opt/ml, its config files read-only over /opt/ml/input/config, its channels
+    read-only, its checkpoint directory at CheckpointConfig.LocalPath."""
+    staged = stager.stage(spec, workspace, should_stop)
+    stager.restore_checkpoints(spec, workspace, should_stop)
+    mounts: dict[str, tuple[Mount, ...]] = {}
+    for hw in workspace.hosts:
+        binds = [
+            Mount(str(hw.root), contract.OPT_ML, False),
+            Mount(str(hw.config_dir), contract.INPUT_CONFIG, True),
+            *staged.mounts.get(hw.host.name, []),
+        ]
+        if spec.checkpoint is not None:
+            target = PurePosixPath(spec.checkpoint.local_path)
+            binds.append(Mount(str(hw.checkpoint_dir), target, False))
+        mounts[hw.host.name] = tuple(binds)
+    return mounts
+
+
 class LocalDataPlane:
     def __init__(self, jobs_dir: Path, storage: Storage) -> None:
         self.jobs_dir = jobs_dir
@@ -73,20 +95,7 @@ class LocalDataPlane:
             workspace.create(spec)
         except OSError as exc:
             raise JobFailure.platform(f"cannot prepare the job's workspace: {exc}") from exc
-        staged = self.stager.stage(spec, workspace, should_stop)
-        self.stager.restore_checkpoints(spec, workspace, should_stop)
-        mounts: dict[str, tuple[Mount, ...]] = {}
-        for hw in workspace.hosts:
-            binds = [
-                Mount(str(hw.root), contract.OPT_ML, False),
-                Mount(str(hw.config_dir), contract.INPUT_CONFIG, True),
-                *staged.mounts.get(hw.host.name, []),
-            ]
-            if spec.checkpoint is not None:
-                target = PurePosixPath(spec.checkpoint.local_path)
-                binds.append(Mount(str(hw.checkpoint_dir), target, False))
-            mounts[hw.host.name] = tuple(binds)
-        return mounts
+        return prepare_trees(self.stager, spec, workspace, should_stop)
 
     def inputs_done(self, spec: JobSpec) -> None:
         shutil.rmtree(self.workspace(spec).channels_dir, ignore_errors=True)

@@ -7,7 +7,7 @@ MaxRuntimeInSeconds, checkpoint path) so that no other runtime module reads the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from trainforge.domain import contract
@@ -56,6 +56,8 @@ class JobSpec:
     checkpoint: CheckpointSpec | None
     network_isolation: bool
     volume_size_gb: int
+    # The request as accepted, for the agents that rebuild this spec on other machines.
+    request: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def output_prefix(self) -> str:
@@ -122,4 +124,5 @@ class JobSpec:
             else None,
             network_isolation=bool(request.get("EnableNetworkIsolation", False)),
             volume_size_gb=int(resource.get("VolumeSizeInGB", 0) or 0),
+            request=request,
         )

@@ -128,11 +128,12 @@ class Stager:
     def stage(
         self, spec: JobSpec, workspace: Workspace, should_stop: Callable[[], bool]
     ) -> StagingReport:
+        """Stage every channel for the hosts of ``workspace``: all of the job's hosts on one
+        machine, or the one host an agent prepares on its node. Sharding counts all the hosts
+        that read a channel, wherever they run."""
         report = StagingReport(mounts={hw.host.name: [] for hw in workspace.hosts})
         for channel in spec.channels:
-            hosts = [
-                hw.host for hw in workspace.hosts if channel in channels_for_host(spec, hw.host)
-            ]
+            hosts = [h for h in spec.hosts if channel in channels_for_host(spec, h)]
             self._stage_channel(spec, channel, hosts, workspace, should_stop, report)
         return report
 
@@ -148,12 +149,15 @@ class Stager:
         target = contract.channel_path(channel.name)
         location = _location(channel.uri)
         sharded = channel.distribution == "ShardedByS3Key" and len(hosts) > 1
+        here = {hw.host.name for hw in workspace.hosts}
         if location.is_local and channel.data_type == "S3Prefix" and not sharded:
             # O(1): the container reads the user's data in place, through a read-only mount.
             source = Path(location.path)
             if not source.exists():
                 raise JobFailure(Fault.CLIENT, f"Input data path {source} does not exist.")
             for host in hosts:
+                if host.name not in here:
+                    continue
                 if source.is_dir():
                     report.mounts[host.name].append(Mount(str(source), target, True))
                 else:
@@ -163,12 +167,17 @@ class Stager:
         if channel.shuffle_seed is not None:
             random.Random(channel.shuffle_seed).shuffle(objects)
         base = channel_directory(workspace.channels_dir, channel.name)
+        downloaded = False
         for index, host in enumerate(hosts, start=1):
+            if host.name not in here:
+                continue
             chosen = shard(objects, index, len(hosts)) if sharded else objects
             root = base / host.name if sharded else base
-            if not sharded and index > 1:
+            if not sharded and downloaded:
+                # Hosts on one machine share one copy of a fully replicated channel.
                 report.mounts[host.name].append(Mount(str(root), target, True))
                 continue
+            downloaded = True
             root.mkdir(parents=True, exist_ok=True)
             downloads = [
                 Download(source, safe_destination(root, rel), size) for source, rel, size in chosen

@@ -170,3 +170,37 @@ def _channel_problem(params: dict[str, Any]) -> str | None:
 
 def _s3(channel: dict[str, Any]) -> dict[str, Any]:
     return dict((channel.get("DataSource") or {}).get("S3DataSource") or {})
+
+
+def local_path_problem(params: dict[str, Any], shared: tuple[str, ...]) -> str | None:
+    """On a cluster engine the nodes cannot read the server's disk: a local path is refused
+    unless it lies under a path declared shared by all nodes."""
+    fields: list[tuple[str, str]] = []
+    for index, channel in enumerate(params.get("InputDataConfig") or [], start=1):
+        uri = _s3(channel).get("S3Uri", "")
+        fields.append((uri, f"inputDataConfig.{index}.member.dataSource.s3DataSource.s3Uri"))
+    fields.append(
+        (
+            (params.get("OutputDataConfig") or {}).get("S3OutputPath", ""),
+            "outputDataConfig.s3OutputPath",
+        )
+    )
+    checkpoint = params.get("CheckpointConfig")
+    if checkpoint is not None:
+        fields.append((checkpoint.get("S3Uri", ""), "checkpointConfig.s3Uri"))
+    for value, field in fields:
+        try:
+            location = parse_location(value)
+        except BadLocation:
+            continue
+        if not location.is_local:
+            continue
+        path = location.path.rstrip("/")
+        if any(path == root or path.startswith(root + "/") for root in shared):
+            continue
+        return (
+            f"Value '{value}' at '{field}' is a local path, which the nodes of a cluster engine "
+            "cannot read: give an S3 URI, or declare the path shared by all nodes "
+            "(TRAINFORGE_SHARED_PATHS)."
+        )
+    return None

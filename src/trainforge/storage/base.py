@@ -42,6 +42,10 @@ class Store(Protocol):
 
     def upload_file(self, path: Path, dest: Location) -> None: ...
 
+    def delete(self, location: Location) -> None:
+        """Remove one object; silent when it is already gone."""
+        ...
+
 
 class Storage:
     """Hands out the store for a location; the S3 store is built on first use."""

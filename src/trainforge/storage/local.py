@@ -64,3 +64,9 @@ class LocalStore:
             os.replace(tmp, target)
         except OSError as exc:
             raise StorageError(f"cannot write {target}: {exc.strerror}") from exc
+
+    def delete(self, location: Location) -> None:
+        try:
+            Path(location.path).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot remove {location.path}: {exc.strerror}") from exc

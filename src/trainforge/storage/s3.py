@@ -256,6 +256,12 @@ class S3Store:
             # s3transfer wraps failures in its own exception types.
             raise StorageError(f"cannot upload to {dest}: {exc}") from exc
 
+    def delete(self, location: Location) -> None:
+        try:
+            self.client.delete_object(Bucket=location.bucket, Key=location.key)
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"cannot remove {location}: {_describe(exc)}") from exc
+
 
 def caller_credentials_env() -> dict[str, str]:
     """The caller's resolved AWS credentials as environment variables (empty when none)."""

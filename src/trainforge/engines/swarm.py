@@ -1,0 +1,361 @@
+"""The Docker Swarm engine: each host of a job is a single-replica service pinned to the node the
+allocation chose (one host per node), on an overlay network of the job's own where it answers to
+its ``algo-i`` name (DNS round robin: no IPVS needed). The contract of ``engines.base``, spanning
+machines: the server talks only to the manager (``DOCKER_HOST``), and the hosts' /opt/ml trees
+live on their nodes, filled and emptied by agent tasks (``run_task``).
+
+- Nodes are the swarm's Ready, Active nodes; a node labelled ``trainforge.gpus=N`` has N GPUs
+  (whole-node placement by label: Swarm's generic resources reject running tasks when a node
+  is updated). A host's GPUs reach it as ``NVIDIA_VISIBLE_DEVICES`` under the NVIDIA runtime,
+  which GPU nodes run as their default.
+- ``start`` is all or nothing: the job starts when every host's task runs; when they do not all
+  run within ``place_seconds``, everything of the job is removed and the start fails.
+- Stopping scales the hosts' services to zero: the swarm sends SIGTERM and, after the stop
+  grace period each service carries, SIGKILL, on the node itself, whatever happens to the
+  server meanwhile.
+- A host whose node is down (its daemon gone) is lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from trainforge.domain.allocation import Node
+from trainforge.engines.base import (
+    AgentTask,
+    GroupSpec,
+    HostState,
+    ImageContents,
+    ImageInfo,
+    LogLine,
+    TaskResult,
+)
+from trainforge.engines.dockerapi import DockerApi, parse_time
+from trainforge.errors import ContainerStartError, EngineError, StorageCancelled
+
+JOB_LABEL = "trainforge.job"
+HOME_LABEL = "trainforge.instance"
+HOST_LABEL = "trainforge.host"
+STREAM_LABEL = "trainforge.stream"
+ROLE_LABEL = "trainforge.role"
+GPU_LABEL = "trainforge.gpus"
+_MiB = 1 << 20
+_POLL_SECONDS = 0.2
+
+# Task states (swarm's TaskState): on the way to running, and ended.
+_STARTING = {
+    "new",
+    "allocated",
+    "pending",
+    "assigned",
+    "accepted",
+    "preparing",
+    "ready",
+    "starting",
+}
+_ENDED = {"complete", "failed", "shutdown", "rejected", "orphaned", "remove"}
+
+
+class PlacementError(EngineError):
+    """The hosts of a job could not all be started on the swarm in time."""
+
+
+def _latest(tasks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The newest task of each service."""
+    newest: dict[str, dict[str, Any]] = {}
+    for task in tasks:
+        service = task["ServiceID"]
+        if service not in newest or task["Version"]["Index"] > newest[service]["Version"]["Index"]:
+            newest[service] = task
+    return newest
+
+
+class SwarmEngine:
+    spans_machines = True
+
+    def __init__(
+        self,
+        instance_label: str,
+        api: DockerApi | None = None,
+        place_seconds: float = 60.0,
+        dns: tuple[str, ...] = (),
+    ) -> None:
+        self.instance_label = instance_label
+        self.docker = api or DockerApi()
+        self.place_seconds = place_seconds
+        self.dns = dns
+        self._seen: dict[str, set[str]] = {}
+        self._lock = threading.Lock()
+
+    def describe(self) -> str:
+        return f"the swarm of {self.docker.describe()}"
+
+    def _labels(self, job: str) -> dict[str, str]:
+        return {JOB_LABEL: job, HOME_LABEL: self.instance_label}
+
+    def _name(self, job: str, what: str) -> str:
+        # Service names are DNS labels (63 characters); job names alone may be 63.
+        key = hashlib.sha256(f"{self.instance_label}/{job}".encode()).hexdigest()[:12]
+        return f"tf-{key}-{what}"
+
+    # -- nodes and images ----------------------------------------------------------------------
+
+    def nodes(self) -> list[Node]:
+        found = []
+        for node in self.docker.swarm_nodes():
+            spec = node.get("Spec") or {}
+            status = node.get("Status") or {}
+            if status.get("State") != "ready" or spec.get("Availability") != "active":
+                continue
+            resources = (node.get("Description") or {}).get("Resources") or {}
+            labels = spec.get("Labels") or {}
+            try:
+                gpus = int(labels.get(GPU_LABEL, "0"))
+            except ValueError:
+                gpus = 0
+            found.append(
+                Node(
+                    str(node["ID"]),
+                    float(resources.get("NanoCPUs", 0)) / 1e9,
+                    int(resources.get("MemoryBytes", 0)) // _MiB,
+                    tuple(str(i) for i in range(gpus)),
+                )
+            )
+        return sorted(found, key=lambda n: n.name)
+
+    def _down_nodes(self) -> set[str]:
+        return {
+            str(n["ID"])
+            for n in self.docker.swarm_nodes()
+            if (n.get("Status") or {}).get("State") != "ready"
+        }
+
+    def image(self, ref: str) -> ImageInfo:
+        return self.docker.image(ref)
+
+    def probe_image(self, ref: str, list_dir: str, executable: str) -> ImageContents:
+        return self.docker.probe_image(ref, list_dir, executable)
+
+    # -- start ---------------------------------------------------------------------------------
+
+    def start(self, group: GroupSpec) -> None:
+        labels = self._labels(group.job)
+        network = self._name(group.job, f"net-{secrets.token_hex(3)}")
+        try:
+            self.docker.create_network(network, labels, internal=group.isolated, driver="overlay")
+            services = []
+            for host in group.hosts:
+                env = dict(host.env)
+                if host.limits.gpu_ids:
+                    env["NVIDIA_VISIBLE_DEVICES"] = ",".join(host.limits.gpu_ids)
+                services.append(
+                    self.docker.create_service(
+                        name=self._name(group.job, host.host),
+                        image=host.image,
+                        entrypoint=host.entrypoint,
+                        command=host.command,
+                        env=env,
+                        labels={
+                            **labels,
+                            HOST_LABEL: host.host,
+                            STREAM_LABEL: host.stream,
+                            ROLE_LABEL: "host",
+                        },
+                        mounts=host.mounts,
+                        node=host.node,
+                        hostname=host.host,
+                        network=network,
+                        aliases=(host.host,),
+                        cpus=host.limits.cpus,
+                        memory_bytes=host.limits.memory_bytes,
+                        shm_bytes=host.limits.shm_bytes,
+                        grace_seconds=group.stop_grace_seconds,
+                        dns=self.dns,
+                    )
+                )
+            self._wait_all_running(group, services)
+        except BaseException:
+            # All or nothing: no host of a job that could not start is left behind.
+            with contextlib.suppress(EngineError):
+                self.remove(group.job)
+            raise
+
+    def _wait_all_running(self, group: GroupSpec, services: list[str]) -> None:
+        deadline = time.monotonic() + self.place_seconds
+        while True:
+            latest = _latest(self.docker.tasks(services))
+            started = 0
+            waiting = []
+            for service in services:
+                status = (latest.get(service) or {}).get("Status") or {}
+                state = status.get("State", "new")
+                if state in _STARTING:
+                    waiting.append(status.get("Err") or state)
+                    continue
+                if state == "rejected":
+                    error = status.get("Err") or status.get("Message") or state
+                    raise ContainerStartError(f"A host's container could not start: {error}")
+                started += 1
+            if started == len(services):
+                return
+            if time.monotonic() >= deadline:
+                raise PlacementError(
+                    f"{len(waiting)} of {len(services)} hosts of the job could not start on the "
+                    f"swarm within {self.place_seconds:g} s ({'; '.join(sorted(set(waiting)))})."
+                )
+            time.sleep(_POLL_SECONDS)
+
+    # -- find, wait ----------------------------------------------------------------------------
+
+    def _host_services(self, job: str) -> dict[str, dict[str, Any]]:
+        found = {}
+        for service in self.docker.services({**self._labels(job), ROLE_LABEL: "host"}):
+            labels = (service.get("Spec") or {}).get("Labels") or {}
+            if labels.get(HOST_LABEL):
+                found[labels[HOST_LABEL]] = service
+        return found
+
+    def states(self, job: str) -> dict[str, HostState]:
+        services = self._host_services(job)
+        latest = _latest(self.docker.tasks([s["ID"] for s in services.values()]))
+        down = self._down_nodes() if latest else set()
+        states = {}
+        for host, service in services.items():
+            labels = service["Spec"].get("Labels") or {}
+            stream = labels.get(STREAM_LABEL, "")
+            task = latest.get(service["ID"])
+            if task is None:
+                continue
+            status = task.get("Status") or {}
+            state = status.get("State", "")
+            if state not in _ENDED:
+                if task.get("NodeID") in down:
+                    continue  # its machine is gone: the host is lost
+                states[host] = HostState(host, stream, running=True)
+                continue
+            container = status.get("ContainerStatus") or {}
+            code = container.get("ExitCode")
+            if code is None:
+                continue  # it never ran, or its node took the answer with it
+            states[host] = HostState(
+                host,
+                stream,
+                running=False,
+                exit_code=int(code),
+                finished_at=parse_time(status.get("Timestamp")),
+                error=str(status.get("Err") or ""),
+            )
+        return states
+
+    def wait(self, job: str, timeout: float) -> dict[str, HostState]:
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            seen = self._seen.setdefault(job, set())
+        while True:
+            states = self.states(job)
+            ended = {h for h, s in states.items() if not s.running}
+            if ended - seen or time.monotonic() >= deadline:
+                seen |= ended
+                return states
+            time.sleep(min(_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+
+    # -- stop, logs, remove --------------------------------------------------------------------
+
+    def terminate(self, job: str) -> None:
+        for service in self._host_services(job).values():
+            self.docker.scale_to_zero(service["ID"])
+
+    def kill(self, job: str) -> None:
+        """The swarm kills each host itself once its stop grace period has passed (the grace
+        was given to it when the host started); nothing is left to send."""
+        self.terminate(job)
+
+    def logs(self, job: str, host: str, since_ns: int, follow: bool) -> Iterator[LogLine]:
+        service = self._host_services(job).get(host)
+        if service is None:
+            return
+        last = since_ns
+        while True:
+            running = follow and host in self.states(job) and self.states(job)[host].running
+            for line in self.docker.service_logs(service["ID"], last, follow=False):
+                if last and line.ts_ns <= last:
+                    continue
+                last = max(last, line.ts_ns)
+                yield line
+            if not running:
+                return
+            time.sleep(0.5)
+
+    def remove(self, job: str) -> None:
+        labels = self._labels(job)
+        services = self.docker.services(labels)
+        for service in services:
+            self.docker.remove_service(service["ID"])
+        # The tasks' containers go with their services, on each node, a moment later: wait, so
+        # that nothing of the job is left when this returns.
+        deadline = time.monotonic() + 30
+        ids = [s["ID"] for s in services]
+        while ids and self.docker.tasks(ids) and time.monotonic() < deadline:
+            time.sleep(_POLL_SECONDS)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.docker.remove_networks(labels)
+                break
+            except EngineError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.5)
+        with self._lock:
+            self._seen.pop(job, None)
+
+    # -- agents --------------------------------------------------------------------------------
+
+    def run_task(
+        self, task: AgentTask, timeout: float, should_stop: Callable[[], bool] | None = None
+    ) -> TaskResult:
+        labels = {**self._labels(task.job), ROLE_LABEL: "agent"}
+        service = self.docker.create_service(
+            name=self._name(task.job, f"{task.name}-{secrets.token_hex(2)}"),
+            image=task.image,
+            entrypoint=task.command[:1],
+            command=task.command[1:],
+            env=task.env,
+            labels=labels,
+            mounts=task.mounts,
+            node=task.node,
+            dns=self.dns,
+        )
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                latest = _latest(self.docker.tasks([service])).get(service)
+                status = (latest or {}).get("Status") or {}
+                state = status.get("State", "new")
+                if state in _ENDED:
+                    break
+                if should_stop is not None and should_stop():
+                    raise StorageCancelled()
+                if time.monotonic() >= deadline:
+                    raise EngineError(
+                        f"The trainforge agent {task.name} did not finish within {timeout:g} s "
+                        f"(its task is {state})."
+                    )
+                time.sleep(_POLL_SECONDS)
+            code = (status.get("ContainerStatus") or {}).get("ExitCode")
+            output = "\n".join(line.text for line in self.docker.service_logs(service, 0, False))
+            if code is None:
+                raise EngineError(
+                    f"The trainforge agent {task.name} could not run: "
+                    f"{status.get('Err') or status.get('Message') or state}"
+                )
+            return TaskResult(int(code), output)
+        finally:
+            with contextlib.suppress(EngineError):
+                self.docker.remove_service(service)

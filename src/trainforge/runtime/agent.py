@@ -1,0 +1,207 @@
+"""The agent: the part of the runtime that sits next to one host on its node, run from
+trainforge's own agent image (``trainforge agent-image``) by a cluster engine. Data moves on the
+node, never through the server:
+
+- ``prepare`` makes the host's /opt/ml tree under the node's work directory (mounted at
+  /work), writes its config files, stages its channels (FullyReplicated: all; ShardedByS3Key: its
+  shard) and restores its checkpoints, straight from the S3 endpoint it is given;
+- ``collect`` reads the host's failure file and uploads its artifacts: a job of one host uploads
+  them itself; in a job of several, every host but the first uploads its trees as a part, and the
+  first merges the parts with its own (later hosts win on a name clash, as on one machine) into
+  ``model.tar.gz`` and ``output.tar.gz``, and removes the parts;
+- ``cleanup`` removes the host's tree (collect does it too, when it is done).
+
+The job comes in ``TRAINFORGE_AGENT_JOB`` (base64 JSON); S3 credentials and endpoint in the
+standard AWS variables. The last line the agent prints is ``TRAINFORGE-AGENT-RESULT {json}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import sys
+import tarfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trainforge.domain.hosts import Host
+from trainforge.errors import Fault, JobFailure, StorageError
+from trainforge.runtime.artifacts import Entry, merged_tree, read_failure, write_tar_gz
+from trainforge.runtime.collect import Collector
+from trainforge.runtime.dataplane import prepare_trees
+from trainforge.runtime.jobspec import JobSpec
+from trainforge.runtime.staging import Stager
+from trainforge.runtime.workspace import HostWorkspace, Workspace
+from trainforge.storage.base import Download, Storage
+from trainforge.storage.local import LocalStore
+from trainforge.storage.location import Location, parse_location
+
+RESULT_PREFIX = "TRAINFORGE-AGENT-RESULT "
+ENV_JOB = "TRAINFORGE_AGENT_JOB"
+WORK = Path("/work")
+PARTS_DIR = ".trainforge-parts"
+# The trees a host's part carries, relative to its /opt/ml (checkpoints: its LocalPath).
+PART_TREES = ("model", "output/data", "checkpoints")
+
+
+@dataclass(frozen=True)
+class AgentJob:
+    spec: JobSpec
+    host: Host
+    root: Path  # the job's directory on the node, as the agent sees it
+    part_hosts: tuple[str, ...] = ()  # the hosts whose parts the first host merges
+    parts_wait_seconds: float = 600.0
+
+    @property
+    def workspace(self) -> Workspace:
+        return Workspace(
+            self.root, (HostWorkspace(self.host, self.root / "hosts" / self.host.name),)
+        )
+
+    @property
+    def parts_prefix(self) -> Location:
+        return parse_location(self.spec.output_prefix).child(PARTS_DIR)
+
+
+def encode_job(data: dict[str, Any]) -> str:
+    return base64.b64encode(json.dumps(data).encode()).decode()
+
+
+def decode_job(text: str) -> AgentJob:
+    data = json.loads(base64.b64decode(text))
+    spec = JobSpec.from_request(data["name"], data["arn"], data["region"], data["request"])
+    host = next(h for h in spec.hosts if h.name == data["host"])
+    return AgentJob(
+        spec,
+        host,
+        Path(data.get("work", str(WORK))) / data["root"],
+        tuple(data.get("part_hosts", ())),
+        float(data.get("parts_wait_seconds", 600.0)),
+    )
+
+
+def _storage(region: str) -> Storage:
+    def s3() -> Any:
+        from trainforge.storage.s3 import S3Store
+
+        return S3Store(region)
+
+    return Storage(s3, LocalStore())
+
+
+def prepare(job: AgentJob, storage: Storage) -> dict[str, Any]:
+    workspace = job.workspace
+    workspace.create(job.spec)
+    mounts = prepare_trees(Stager(storage), job.spec, workspace, lambda: False)
+    return {
+        "mounts": [[m.source, str(m.target), m.read_only] for m in mounts.get(job.host.name, ())]
+    }
+
+
+def _part_entries(hw: HostWorkspace) -> list[Entry]:
+    entries: list[Entry] = []
+    for tree in PART_TREES:
+        path = hw.root / tree
+        if not path.is_dir() or path.is_symlink():
+            continue
+        entries.append(Entry(tree, path, path.stat()))
+        entries += [
+            Entry(f"{tree}/{e.relative}", e.path, e.info, e.link_target)
+            for e in merged_tree([path])
+        ]
+    return entries
+
+
+def collect(job: AgentJob, storage: Storage) -> dict[str, Any]:
+    hw = job.workspace.hosts[0]
+    result: dict[str, Any] = {"failure_text": read_failure(hw.output_dir), "warnings": []}
+    try:
+        if len(job.spec.hosts) == 1:
+            result["warnings"] = Collector(storage, job.spec, job.workspace).upload()
+        elif job.host.index != 1:
+            _upload_part(job, hw, storage)
+        else:
+            result["warnings"] = _merge(job, hw, storage)
+    except (StorageError, OSError, tarfile.TarError) as exc:
+        result["upload_error"] = str(exc)
+    finally:
+        cleanup(job)
+    return result
+
+
+def _upload_part(job: AgentJob, hw: HostWorkspace, storage: Storage) -> None:
+    archive = job.root / f"{job.host.name}.part.tar.gz"
+    write_tar_gz(_part_entries(hw), archive)
+    dest = job.parts_prefix.child(f"{job.host.name}.tar.gz")
+    storage.store_for(dest).upload_file(archive, dest)
+
+
+def _merge(job: AgentJob, hw: HostWorkspace, storage: Storage) -> list[str]:
+    """The first host: every other host's part, unpacked beside its own tree, then archived
+    together in host order."""
+    roots = [hw]
+    deadline = time.monotonic() + job.parts_wait_seconds
+    by_name = {h.name: h for h in job.spec.hosts}
+    for name in job.part_hosts:
+        source = job.parts_prefix.child(f"{name}.tar.gz")
+        archive = job.root / "parts" / f"{name}.tar.gz"
+        _wait_for(source, storage, deadline)
+        storage.store_for(source).download([Download(source, archive, 0)], lambda: False)
+        unpacked = job.root / "parts" / name
+        with tarfile.open(archive, "r:gz") as tar:
+            # The "tar" filter never writes through a link or outside the directory.
+            tar.extractall(unpacked, filter="tar")
+        roots.append(HostWorkspace(by_name[name], unpacked))
+        storage.store_for(source).delete(source)
+    workspace = Workspace(job.root, tuple(sorted(roots, key=lambda r: r.host.index)))
+    return Collector(storage, job.spec, workspace).upload()
+
+
+def _wait_for(source: Location, storage: Storage, deadline: float) -> None:
+    store = storage.store_for(source)
+    while not any(info.key.endswith(source.key) for info in store.list(source)):
+        if time.monotonic() >= deadline:
+            raise StorageError(f"the part {source} of another host never arrived")
+        time.sleep(0.2)
+
+
+def cleanup(job: AgentJob) -> dict[str, Any]:
+    shutil.rmtree(job.root, ignore_errors=True)
+    return {}
+
+
+COMMANDS: dict[str, Callable[[AgentJob, Storage], dict[str, Any]]] = {
+    "prepare": prepare,
+    "collect": collect,
+    "cleanup": lambda job, storage: cleanup(job),
+}
+
+
+def main(argv: list[str]) -> int:
+    command = argv[1] if len(argv) > 1 else ""
+    result: dict[str, Any]
+    try:
+        job = decode_job(os.environ[ENV_JOB])
+        result = {"ok": True, **COMMANDS[command](job, _storage(job.spec.region))}
+    except JobFailure as exc:
+        result = {"ok": False, "fault": exc.fault.value, "reason": exc.reason}
+    except (StorageError, OSError) as exc:
+        result = {"ok": False, "fault": Fault.CLIENT.value, "reason": f"{exc}"}
+    except Exception as exc:  # the server must hear of whatever broke
+        result = {
+            "ok": False,
+            "fault": Fault.PLATFORM.value,
+            "reason": f"the agent failed: {exc!r}",
+        }
+    sys.stdout.write(RESULT_PREFIX + json.dumps(result) + "\n")
+    sys.stdout.flush()
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

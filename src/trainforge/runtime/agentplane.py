@@ -1,0 +1,192 @@
+"""The data plane of an engine whose hosts run on other machines (``spans_machines``): the work
+of ``runtime.agent`` (prepare a host's /opt/ml tree, collect its artifacts, clean up), run by the
+engine as a task of trainforge's agent image on each host's node, all hosts at once. The server
+only starts the agents and reads their one-line results; the data goes between the nodes and
+S3. Each node keeps a job's trees under ``<node_dir>/trainforge-<home>/<node>/<job>/``, laid out
+as on one machine, and the hosts' containers bind-mount them from there.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import PurePosixPath
+from typing import Any
+
+from trainforge.domain.allocation import Allocation
+from trainforge.engines.base import AgentTask, Engine, Mount, TaskResult
+from trainforge.errors import EngineError, Fault, JobFailure, StorageCancelled
+from trainforge.runtime import agent
+from trainforge.runtime.dataplane import Collected
+from trainforge.runtime.jobspec import JobSpec
+
+COLLECT_SECONDS = 3600.0
+
+
+class AgentDataPlane:
+    def __init__(
+        self,
+        engine: Engine,
+        image: str,
+        node_dir: str,
+        home_label: str,
+        env: Callable[[], Mapping[str, str]],
+        shared_paths: tuple[str, ...] = (),
+    ) -> None:
+        self.engine = engine
+        self.image = image
+        self.node_dir = node_dir.rstrip("/") or "/"
+        self.home_label = home_label
+        self.env = env
+        self.shared_paths = shared_paths
+        self._nodes: dict[str, dict[str, str]] = {}
+        self._collected: set[str] = set()
+
+    # -- tasks ---------------------------------------------------------------------------------
+
+    def _root(self, spec: JobSpec, node: str) -> str:
+        return f"trainforge-{self.home_label}/{node}/{spec.name}"
+
+    def _task(self, spec: JobSpec, host: str, node: str, command: str, **extra: Any) -> AgentTask:
+        payload = agent.encode_job(
+            {
+                "name": spec.name,
+                "arn": spec.arn,
+                "region": spec.region,
+                "request": spec.request,
+                "host": host,
+                "root": self._root(spec, node),
+                **extra,
+            }
+        )
+        mounts = [Mount(self.node_dir, PurePosixPath(agent.WORK), False)]
+        mounts += [Mount(path, PurePosixPath(path), False) for path in self.shared_paths]
+        return AgentTask(
+            job=spec.name,
+            name=f"{command}-{host}",
+            node=node,
+            image=self.image,
+            command=("python3", "-m", "trainforge.runtime.agent", command),
+            env={**self.env(), agent.ENV_JOB: payload},
+            mounts=tuple(mounts),
+        )
+
+    def _run_all(
+        self,
+        tasks: Mapping[str, AgentTask],
+        timeout: float,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> dict[str, dict[str, Any]]:
+        """Every task at once; each host's result line, or a failure that says what broke."""
+        if not tasks:
+            return {}
+        with ThreadPoolExecutor(len(tasks), thread_name_prefix="agent") as pool:
+            futures = {
+                host: pool.submit(self.engine.run_task, task, timeout, should_stop)
+                for host, task in tasks.items()
+            }
+            results: dict[str, dict[str, Any]] = {}
+            cancelled = False
+            for host, future in futures.items():
+                try:
+                    results[host] = _result(future.result(), tasks[host])
+                except StorageCancelled:
+                    cancelled = True
+                except EngineError as exc:
+                    results[host] = {"ok": False, "fault": Fault.PLATFORM.value, "reason": str(exc)}
+        if cancelled:
+            raise StorageCancelled()
+        return results
+
+    # -- the data plane ------------------------------------------------------------------------
+
+    def prepare(
+        self, spec: JobSpec, allocation: Allocation, should_stop: Callable[[], bool]
+    ) -> dict[str, tuple[Mount, ...]]:
+        nodes = {h.host: h.node for h in allocation.hosts}
+        self._nodes[spec.name] = nodes
+        tasks = {host: self._task(spec, host, node, "prepare") for host, node in nodes.items()}
+        results = self._run_all(tasks, float(spec.max_runtime_seconds), should_stop)
+        for host in sorted(results, key=_index):
+            result = results[host]
+            if not result.get("ok"):
+                raise JobFailure(Fault(result.get("fault", Fault.PLATFORM.value)), result["reason"])
+        mounts: dict[str, tuple[Mount, ...]] = {}
+        for host, result in results.items():
+            mounts[host] = tuple(
+                Mount(self._on_node(source, nodes[host]), PurePosixPath(target), bool(read_only))
+                for source, target, read_only in result["mounts"]
+            )
+        return mounts
+
+    def _on_node(self, path: str, node: str) -> str:
+        """A path the agent saw under /work, as the node's own path."""
+        inside = str(agent.WORK)
+        if path == inside or path.startswith(inside + "/"):
+            return self.node_dir.rstrip("/") + path[len(inside) :]
+        return path
+
+    def inputs_done(self, spec: JobSpec) -> None:
+        """The agents remove a host's whole tree when they collect it."""
+
+    def _alive(self, nodes: Mapping[str, str]) -> dict[str, str]:
+        ready = {n.name for n in self.engine.nodes()}
+        return {host: node for host, node in nodes.items() if node in ready}
+
+    def collect(self, spec: JobSpec, allocation: Allocation | None) -> Collected:
+        nodes = (
+            {h.host: h.node for h in allocation.hosts}
+            if allocation is not None
+            else self._nodes.get(spec.name, {})
+        )
+        alive = self._alive(nodes)
+        parts = sorted((h for h in alive if _index(h) != 1), key=_index)
+        tasks = {
+            host: self._task(
+                spec, host, node, "collect", part_hosts=parts if _index(host) == 1 else []
+            )
+            for host, node in alive.items()
+        }
+        results = self._run_all(tasks, COLLECT_SECONDS)
+        self._collected.add(spec.name)
+        collected = Collected()
+        for host in sorted(results, key=_index):
+            result = results[host]
+            collected.failure_texts[host] = result.get("failure_text")
+            collected.warnings += result.get("warnings", [])
+            problem = result.get("upload_error") or (None if result.get("ok") else result["reason"])
+            if problem and collected.error is None:
+                collected.error = JobFailure.client(
+                    f"Uploading the model artifacts to {spec.output_prefix} failed: {problem}"
+                )
+        return collected
+
+    def release(self, spec: JobSpec) -> None:
+        nodes = self._nodes.pop(spec.name, {})
+        if spec.name in self._collected:
+            self._collected.discard(spec.name)
+            return
+        alive = self._alive(nodes)
+        self._run_all(
+            {host: self._task(spec, host, node, "cleanup") for host, node in alive.items()},
+            COLLECT_SECONDS,
+        )
+
+
+def _index(host: str) -> int:
+    return int(host.rsplit("-", 1)[-1])
+
+
+def _result(done: TaskResult, task: AgentTask) -> dict[str, Any]:
+    for line in reversed(done.output.splitlines()):
+        if line.startswith(agent.RESULT_PREFIX):
+            parsed: dict[str, Any] = json.loads(line[len(agent.RESULT_PREFIX) :])
+            return parsed
+    tail = " | ".join(done.output.splitlines()[-5:])
+    return {
+        "ok": False,
+        "fault": Fault.PLATFORM.value,
+        "reason": f"The trainforge agent {task.name} on node {task.node} ended with exit code "
+        f"{done.exit_code} and no result: {tail or 'no output'}",
+    }
