@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: example test lint images bench fuzz clean
+.PHONY: example test lint images agent-image bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,11 +23,15 @@ example: $(VENV)/.installed
 	bash examples/iris/run.sh
 
 ## The whole test suite (what CI runs): builds the test images once, then pytest.
-test: $(VENV)/.installed-dev images
+test: $(VENV)/.installed-dev images agent-image
 	$(BIN)/python -m pytest
 
 images:
 	$(PYTHON) scripts/images.py busybox python example test
+
+# The agent image of the Swarm tests: built from this checkout's trainforge.
+agent-image: $(VENV)/.installed
+	$(PYTHON) scripts/images.py agent
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests scripts bench

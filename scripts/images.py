@@ -72,7 +72,7 @@ def digest(*parts: bytes) -> str:
 def tree_digest(directory: Path) -> bytes:
     h = hashlib.sha256()
     for path in sorted(directory.rglob("*")):
-        if path.is_file():
+        if path.is_file() and "__pycache__" not in path.parts:
             h.update(str(path.relative_to(directory)).encode())
             h.update(oct(path.stat().st_mode & 0o777).encode())
             h.update(path.read_bytes())
@@ -208,10 +208,29 @@ def test_tags() -> dict[str, str]:
     return tags
 
 
+def agent_tag() -> str:
+    """trainforge's agent image (for the Swarm tests), built by ``trainforge agent-image`` on the
+    Python base from this checkout's virtual environment; tagged by everything that goes in."""
+    trainforge = ROOT / ".venv" / "bin" / "trainforge"
+    if not trainforge.exists():
+        sys.exit("[images] the agent image needs .venv (make .venv/.installed) first")
+    base = python_tag()
+    versions = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "pip"), "freeze"], capture_output=True, text=True, check=True
+    ).stdout.encode()
+    tag = f"trainforge/agent:{digest(tree_digest(ROOT / 'src' / 'trainforge'), base.encode(), versions)}"
+    if image_exists(tag):
+        return tag
+    log(f"building {tag}")
+    run(str(trainforge), "agent-image", "--base", base, "--tag", tag, stdout=subprocess.DEVNULL)
+    return tag
+
+
 TARGETS = {
     "busybox": busybox_tag,
     "python": python_tag,
     "example": example_tag,
+    "agent": agent_tag,
 }
 
 

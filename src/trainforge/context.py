@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,6 +33,8 @@ from trainforge.store.images import ImageProbeStore
 from trainforge.store.jobs import JobStore
 from trainforge.store.logs import LogStore
 
+_NODES_TTL_SECONDS = 2.0
+
 
 class Context:
     def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
@@ -40,6 +43,7 @@ class Context:
         self.jobs = JobStore(self.db)
         self.logs = LogStore(self.db)
         self._engine = engine
+        self._cluster: tuple[float, list[Node]] | None = None
 
     @property
     def instance_label(self) -> str:
@@ -137,9 +141,9 @@ class Context:
         return Stager(self.storage).missing_input(spec)
 
     @functools.cached_property
-    def _nodes(self) -> list[Node]:
+    def _machine(self) -> list[Node]:
         found = self.engine.nodes()
-        if self.engine.spans_machines or not found:
+        if not found:
             return found
         # One machine: TRAINFORGE_CAPACITY_* say what of it trainforge may use.
         machine = found[0]
@@ -159,7 +163,14 @@ class Context:
         ]
 
     def nodes(self) -> list[Node]:
-        return self._nodes
+        """Where jobs can run: this machine (as TRAINFORGE_CAPACITY_* say), or the cluster's
+        nodes as they are now (read at most every few seconds)."""
+        if not self.engine.spans_machines:
+            return self._machine
+        now = time.monotonic()
+        if self._cluster is None or now - self._cluster[0] > _NODES_TTL_SECONDS:
+            self._cluster = (now, self.engine.nodes())
+        return self._cluster[1]
 
     @property
     def placement(self) -> Placement:

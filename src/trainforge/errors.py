@@ -94,6 +94,7 @@ class Fault(enum.StrEnum):
     CLIENT = "ClientError"
     ALGORITHM = "AlgorithmError"
     OUT_OF_MEMORY = "OutOfMemoryError"
+    CAPACITY = "CapacityError"
     PLATFORM = "InternalServerError"
 
 
@@ -127,6 +128,11 @@ class JobFailure(TrainforgeError):
     def algorithm(cls, failure_text: str | None, exit_code: int) -> JobFailure:
         """``AlgorithmError: <failure file>, exit code: N`` (spec §5.2)."""
         return cls(Fault.ALGORITHM, f"{(failure_text or '').rstrip()}, exit code: {exit_code}")
+
+    @classmethod
+    def capacity(cls, detail: str) -> JobFailure:
+        """The machines cannot hold the job (SageMaker's CapacityError)."""
+        return cls(Fault.CAPACITY, f"Unable to provision requested ML compute capacity. {detail}")
 
     @classmethod
     def out_of_memory(cls) -> JobFailure:

@@ -4,6 +4,7 @@ failure file read with O_NOFOLLOW."""
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import subprocess
 import tarfile
@@ -14,6 +15,7 @@ from trainforge.errors import JobFailure
 from trainforge.runtime.artifacts import (
     merged_tree,
     read_failure,
+    unpack,
     write_tar_gz,
 )
 
@@ -284,3 +286,35 @@ def test_algorithm_failure_reason_is_cut_at_1024() -> None:
     short = algorithm_failure_reason("y" * 990, 255)
     assert short == "AlgorithmError: " + "y" * 990 + ", exit code: 255"
     assert len(short) == 1022
+
+
+def test_unpack_restores_what_write_tar_gz_packed_links_as_links(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / "a.txt").write_text("a")
+    os.symlink("/etc/passwd", tree / "link")
+    archive = tmp_path / "t.tar.gz"
+    write_tar_gz(merged_tree([tree]), archive)
+    unpack(archive, tmp_path / "out")
+    assert (tmp_path / "out" / "sub" / "a.txt").read_text() == "a"
+    assert os.readlink(tmp_path / "out" / "link") == "/etc/passwd"
+
+
+def test_unpack_never_writes_outside_or_through_a_link(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    archive = tmp_path / "evil.tar"
+    with tarfile.open(archive, "w") as tar:
+        link = tarfile.TarInfo("escape")
+        link.type = tarfile.SYMTYPE
+        link.linkname = str(outside)
+        tar.addfile(link)
+        for name in ("escape/owned.txt", "../owned.txt", "/abs.txt"):
+            data = b"x"
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    unpack(archive, tmp_path / "dest")
+    assert list(outside.iterdir()) == []
+    assert not (tmp_path / "owned.txt").exists()
+    assert not Path("/abs.txt").exists()

@@ -361,9 +361,15 @@ class DockerApi:
         return list(self.call("list services", self.api.services, filters=label_filter(labels)))
 
     def tasks(self, service_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The tasks of these services, also of services already removed whose tasks are still
+        being taken down."""
         if not service_ids:
             return []
-        found = self.call("list tasks", self.api.tasks, filters={"service": list(service_ids)})
+        try:
+            found = self.call("list tasks", self.api.tasks, filters={"service": list(service_ids)})
+        except Missing:
+            wanted = set(service_ids)
+            found = [t for t in self.call("list tasks", self.api.tasks) if t["ServiceID"] in wanted]
         return list(found)
 
     def scale_to_zero(self, service_id: str) -> None:

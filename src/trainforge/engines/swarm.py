@@ -46,7 +46,7 @@ STREAM_LABEL = "trainforge.stream"
 ROLE_LABEL = "trainforge.role"
 GPU_LABEL = "trainforge.gpus"
 _MiB = 1 << 20
-_POLL_SECONDS = 0.2
+_POLL_SECONDS = 0.1
 
 # Task states (swarm's TaskState): on the way to running, and ended.
 _STARTING = {
@@ -91,6 +91,9 @@ class SwarmEngine:
         self.place_seconds = place_seconds
         self.dns = dns
         self._seen: dict[str, set[str]] = {}
+        # A job's host services never change once it started: looked up once.
+        self._services: dict[str, dict[str, dict[str, Any]]] = {}
+        self._last: dict[str, dict[str, HostState]] = {}
         self._lock = threading.Lock()
 
     def describe(self) -> str:
@@ -214,17 +217,27 @@ class SwarmEngine:
     # -- find, wait ----------------------------------------------------------------------------
 
     def _host_services(self, job: str) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            cached = self._services.get(job)
+        if cached is not None:
+            return cached
         found = {}
         for service in self.docker.services({**self._labels(job), ROLE_LABEL: "host"}):
             labels = (service.get("Spec") or {}).get("Labels") or {}
             if labels.get(HOST_LABEL):
                 found[labels[HOST_LABEL]] = service
+        if found:
+            with self._lock:
+                self._services[job] = found
         return found
 
     def states(self, job: str) -> dict[str, HostState]:
         services = self._host_services(job)
         latest = _latest(self.docker.tasks([s["ID"] for s in services.values()]))
-        down = self._down_nodes() if latest else set()
+        running_on = {
+            t.get("NodeID") for t in latest.values() if t["Status"]["State"] not in _ENDED
+        }
+        down = self._down_nodes() if running_on else set()
         states = {}
         for host, service in services.items():
             labels = service["Spec"].get("Labels") or {}
@@ -251,6 +264,8 @@ class SwarmEngine:
                 finished_at=parse_time(status.get("Timestamp")),
                 error=str(status.get("Err") or ""),
             )
+        with self._lock:
+            self._last[job] = states
         return states
 
     def wait(self, job: str, timeout: float) -> dict[str, HostState]:
@@ -282,7 +297,11 @@ class SwarmEngine:
             return
         last = since_ns
         while True:
-            running = follow and host in self.states(job) and self.states(job)[host].running
+            # The states the job's watch read last (a poll of its own when there is none).
+            with self._lock:
+                known = self._last.get(job)
+            state = (known if known is not None else self.states(job)).get(host)
+            running = follow and state is not None and state.running
             for line in self.docker.service_logs(service["ID"], last, follow=False):
                 if last and line.ts_ns <= last:
                     continue
@@ -314,6 +333,8 @@ class SwarmEngine:
                 time.sleep(0.5)
         with self._lock:
             self._seen.pop(job, None)
+            self._services.pop(job, None)
+            self._last.pop(job, None)
 
     # -- agents --------------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from trainforge.domain.hosts import Host
 from trainforge.errors import Fault, JobFailure, StorageError
-from trainforge.runtime.artifacts import Entry, merged_tree, read_failure, write_tar_gz
+from trainforge.runtime.artifacts import Entry, merged_tree, read_failure, unpack, write_tar_gz
 from trainforge.runtime.collect import Collector
 from trainforge.runtime.dataplane import prepare_trees
 from trainforge.runtime.jobspec import JobSpec
@@ -153,9 +153,7 @@ def _merge(job: AgentJob, hw: HostWorkspace, storage: Storage) -> list[str]:
         _wait_for(source, storage, deadline)
         storage.store_for(source).download([Download(source, archive, 0)], lambda: False)
         unpacked = job.root / "parts" / name
-        with tarfile.open(archive, "r:gz") as tar:
-            # The "tar" filter never writes through a link or outside the directory.
-            tar.extractall(unpacked, filter="tar")
+        unpack(archive, unpacked)
         roots.append(HostWorkspace(by_name[name], unpacked))
         storage.store_for(source).delete(source)
     workspace = Workspace(job.root, tuple(sorted(roots, key=lambda r: r.host.index)))

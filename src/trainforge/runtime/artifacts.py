@@ -10,6 +10,7 @@ directory cannot make trainforge read or write anything outside the job's worksp
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import tarfile
 from collections.abc import Iterator, Sequence
@@ -168,3 +169,39 @@ def read_failure(output_dir: Path) -> str | None:
     finally:
         os.close(fd)
     return raw.decode("utf-8", "replace")[: contract.FAILURE_REASON_MAX]
+
+
+def unpack(archive: Path, dest: Path) -> None:
+    """Unpack a tar archive of ours (``write_tar_gz``) under ``dest``, links as links. Nothing
+    is written outside ``dest``: no member named absolutely or with ``..``, none under a
+    directory that a link of the archive turned elsewhere; other kinds of members are skipped.
+    (Python's own extraction filters arrived in 3.11.4; agent images may have an older 3.11.)"""
+    root = dest.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, "r:*") as tar:
+        for member in tar:
+            name = os.path.normpath(member.name)
+            if name.startswith(("/", "..")) or name == ".":
+                continue
+            target = root / name
+            parent = target.parent
+            parent.mkdir(parents=True, exist_ok=True)
+            if not parent.resolve().is_relative_to(root):
+                continue
+            if member.isdir():
+                target.mkdir(exist_ok=True)
+            elif member.issym():
+                if target.is_symlink() or target.exists():
+                    continue
+                os.symlink(member.linkname, target)
+            elif member.isfile():
+                source = tar.extractfile(member)
+                if source is None or target.is_symlink():
+                    continue
+                with open(target, "wb") as out:
+                    shutil.copyfileobj(source, out, _READ_CHUNK)
+            else:
+                continue
+            if not member.issym():
+                os.chmod(target, member.mode & 0o7777)
+                os.utime(target, (member.mtime, member.mtime))

@@ -22,17 +22,18 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 
 from trainforge.domain.allocation import Allocation, Node
 from trainforge.domain.hosts import hosts_of
 from trainforge.domain.records import Schedule, TrainingJob
 from trainforge.domain.status import MESSAGES, SecondaryStatus, TransitionNotAllowed
 from trainforge.engines.base import Engine
-from trainforge.errors import EngineError, JobFailure
+from trainforge.errors import EngineError, JobFailure, ResourceLimitExceeded
 from trainforge.runtime.execute import JobRunner, Resume
 from trainforge.runtime.jobspec import JobSpec
 from trainforge.runtime.report import Ending, Outcome, OutcomeKind
-from trainforge.scheduler.capacity import plan
+from trainforge.scheduler.capacity import plan, refuse_if_never_fits
 from trainforge.scheduler.leases import owner_is_dead
 from trainforge.scheduler.reporter import Echo, JobReporter, durably
 from trainforge.store.jobs import JobStore
@@ -180,13 +181,29 @@ class Lifecycle:
 
     def admit(self, job: TrainingJob) -> Allocation | bool | None:
         """The server's claim of a queued job, with its allocation; None when it does not fit
-        now (it stays queued), False when another worker took it."""
+        now (it stays queued), False when another worker took it or it can never fit (it has
+        failed then)."""
         result = self.jobs.allocate(
             job.name, self.owner, self.lease_seconds, self._planner(job), claim=True
         )
         if isinstance(result, Allocation):
             self.keeper.add(job.name)
+        elif result is None and self._fails_for_capacity(job):
+            return False
         return result
+
+    def _fails_for_capacity(self, job: TrainingJob) -> bool:
+        """On a cluster, a job its nodes can never hold fails now rather than wait forever (on
+        one machine every job fits, capped)."""
+        if not self.placement.spread:
+            return False
+        try:
+            refuse_if_never_fits(hosts_of(job.request), self.placement.nodes(), [], spread=True)
+        except ResourceLimitExceeded as exc:
+            outcome = Outcome.failed(JobFailure.capacity(exc.message))
+            durably(partial(finish, self.jobs, job.name, outcome), f"job {job.name}'s end")
+            return True
+        return False
 
     def hold(self, name: str) -> None:
         """A job created already claimed by this worker (``trainforge run``)."""
@@ -205,7 +222,7 @@ class Lifecycle:
             result = self.jobs.allocate(name, self.owner, self.lease_seconds, planner, claim=False)
             if isinstance(result, Allocation):
                 return result
-            if result is False:
+            if result is False or self._fails_for_capacity(job):
                 return None
             if not pending:
                 self.pending(name)
