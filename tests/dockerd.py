@@ -182,12 +182,15 @@ class PrivateDaemon:
         raise TimeoutError(f"dockerd {self.name} did not answer:\n{self.log()[-3000:]}")
 
     def answers(self) -> bool:
-        done = subprocess.run(
-            ["docker", "-H", self.url, "version", "--format", "{{.Server.Version}}"],
-            capture_output=True,
-            timeout=10,
-            check=False,
-        )
+        try:
+            done = subprocess.run(
+                ["docker", "-H", self.url, "version", "--format", "{{.Server.Version}}"],
+                capture_output=True,
+                timeout=10,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return False
         return done.returncode == 0
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> None:

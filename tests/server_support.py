@@ -119,4 +119,7 @@ def wait_for_job(
         if describe["TrainingJobStatus"] in statuses:
             return dict(describe)
         time.sleep(0.2)
-    raise AssertionError(f"{name} did not reach {statuses}: {describe['TrainingJobStatus']}")
+    raise AssertionError(
+        f"{name} did not reach {statuses}: {describe['TrainingJobStatus']} "
+        f"({describe['SecondaryStatus']}: {describe['SecondaryStatusTransitions'][-1]})"
+    )

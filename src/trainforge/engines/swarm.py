@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 import secrets
 import threading
 import time
@@ -76,6 +77,21 @@ def _latest(tasks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return newest
 
 
+_NON_ZERO_EXIT = re.compile(r"non-zero exit \((\d+)\)")
+
+
+def _exit_code(status: dict[str, Any]) -> int | None:
+    """An ended task's exit code: its container's, or what its state and error say while the
+    container status has not reached the manager yet."""
+    code = (status.get("ContainerStatus") or {}).get("ExitCode")
+    if code is not None:
+        return int(code)
+    if status.get("State") == "complete":
+        return 0
+    found = _NON_ZERO_EXIT.search(str(status.get("Err") or ""))
+    return int(found.group(1)) if found else None
+
+
 class SwarmEngine:
     spans_machines = True
 
@@ -94,6 +110,11 @@ class SwarmEngine:
         # A job's host services never change once it started: looked up once.
         self._services: dict[str, dict[str, dict[str, Any]]] = {}
         self._last: dict[str, dict[str, HostState]] = {}
+        # Stopping a host scales its service to zero, and the swarm then deletes its task: the
+        # end seen last is remembered, and a host that vanishes after being stopped ended by
+        # the signal it was sent.
+        self._ended: dict[str, dict[str, HostState]] = {}
+        self._signalled: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def describe(self) -> str:
@@ -234,36 +255,36 @@ class SwarmEngine:
     def states(self, job: str) -> dict[str, HostState]:
         services = self._host_services(job)
         latest = _latest(self.docker.tasks([s["ID"] for s in services.values()]))
-        running_on = {
-            t.get("NodeID") for t in latest.values() if t["Status"]["State"] not in _ENDED
-        }
-        down = self._down_nodes() if running_on else set()
+        active = [t for t in latest.values() if t["Status"]["State"] not in _ENDED]
+        down = self._down_nodes() if active else set()
+        with self._lock:
+            ended = self._ended.setdefault(job, {})
+            signalled = self._signalled.get(job)
         states = {}
         for host, service in services.items():
             labels = service["Spec"].get("Labels") or {}
             stream = labels.get(STREAM_LABEL, "")
             task = latest.get(service["ID"])
-            if task is None:
-                continue
-            status = task.get("Status") or {}
+            status = (task or {}).get("Status") or {}
             state = status.get("State", "")
-            if state not in _ENDED:
-                if task.get("NodeID") in down:
-                    continue  # its machine is gone: the host is lost
-                states[host] = HostState(host, stream, running=True)
-                continue
-            container = status.get("ContainerStatus") or {}
-            code = container.get("ExitCode")
-            if code is None:
-                continue  # it never ran, or its node took the answer with it
-            states[host] = HostState(
-                host,
-                stream,
-                running=False,
-                exit_code=int(code),
-                finished_at=parse_time(status.get("Timestamp")),
-                error=str(status.get("Err") or ""),
-            )
+            if task is not None and state not in _ENDED:
+                if task.get("NodeID") not in down:
+                    states[host] = HostState(host, stream, running=True)
+                continue  # its machine is gone: the host is lost
+            code = _exit_code(status) if task is not None else None
+            if code is not None:
+                ended[host] = HostState(
+                    host,
+                    stream,
+                    running=False,
+                    exit_code=code,
+                    finished_at=parse_time(status.get("Timestamp")),
+                    error=str(status.get("Err") or ""),
+                )
+            elif host not in ended and signalled is not None:
+                ended[host] = HostState(host, stream, running=False, exit_code=signalled)
+            if host in ended:
+                states[host] = ended[host]
         with self._lock:
             self._last[job] = states
         return states
@@ -283,13 +304,20 @@ class SwarmEngine:
     # -- stop, logs, remove --------------------------------------------------------------------
 
     def terminate(self, job: str) -> None:
-        for service in self._host_services(job).values():
-            self.docker.scale_to_zero(service["ID"])
+        self._stop(job, 128 + 15)
 
     def kill(self, job: str) -> None:
         """The swarm kills each host itself once its stop grace period has passed (the grace
         was given to it when the host started); nothing is left to send."""
-        self.terminate(job)
+        self._stop(job, 128 + 9)
+
+    def _stop(self, job: str, code: int) -> None:
+        running = {h for h, state in self.states(job).items() if state.running}
+        with self._lock:
+            self._signalled[job] = code
+        for host, service in self._host_services(job).items():
+            if host in running:
+                self.docker.scale_to_zero(service["ID"])
 
     def logs(self, job: str, host: str, since_ns: int, follow: bool) -> Iterator[LogLine]:
         service = self._host_services(job).get(host)
@@ -335,6 +363,8 @@ class SwarmEngine:
             self._seen.pop(job, None)
             self._services.pop(job, None)
             self._last.pop(job, None)
+            self._ended.pop(job, None)
+            self._signalled.pop(job, None)
 
     # -- agents --------------------------------------------------------------------------------
 

@@ -6,9 +6,9 @@ node, never through the server:
   /work), writes its config files, stages its channels (FullyReplicated: all; ShardedByS3Key: its
   shard) and restores its checkpoints, straight from the S3 endpoint it is given;
 - ``collect`` reads the host's failure file and uploads its artifacts: a job of one host uploads
-  them itself; in a job of several, every host but the first uploads its trees as a part, and the
-  first merges the parts with its own (later hosts win on a name clash, as on one machine) into
-  ``model.tar.gz`` and ``output.tar.gz``, and removes the parts;
+  them itself; in a job of several, every host but the first uploads its trees as a part, and
+  then the first merges those parts with its own (later hosts win on a name clash, as on one
+  machine) into ``model.tar.gz`` and ``output.tar.gz``, and removes the parts;
 - ``cleanup`` removes the host's tree (collect does it too, when it is done).
 
 The job comes in ``TRAINFORGE_AGENT_JOB`` (base64 JSON); S3 credentials and endpoint in the
@@ -55,7 +55,8 @@ class AgentJob:
     host: Host
     root: Path  # the job's directory on the node, as the agent sees it
     part_hosts: tuple[str, ...] = ()  # the hosts whose parts the first host merges
-    parts_wait_seconds: float = 600.0
+    # The parts were uploaded before the first host's agent starts; S3 may show them late.
+    parts_wait_seconds: float = 30.0
 
     @property
     def workspace(self) -> Workspace:
@@ -81,7 +82,7 @@ def decode_job(text: str) -> AgentJob:
         host,
         Path(data.get("work", str(WORK))) / data["root"],
         tuple(data.get("part_hosts", ())),
-        float(data.get("parts_wait_seconds", 600.0)),
+        float(data.get("parts_wait_seconds", 30.0)),
     )
 
 

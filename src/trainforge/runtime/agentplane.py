@@ -135,20 +135,27 @@ class AgentDataPlane:
         return {host: node for host, node in nodes.items() if node in ready}
 
     def collect(self, spec: JobSpec, allocation: Allocation | None) -> Collected:
+        """Every host but the first uploads its part, all at once; then the first merges the
+        parts that arrived with its own trees. A host whose node is gone gives no part."""
         nodes = (
             {h.host: h.node for h in allocation.hosts}
             if allocation is not None
             else self._nodes.get(spec.name, {})
         )
         alive = self._alive(nodes)
-        parts = sorted((h for h in alive if _index(h) != 1), key=_index)
-        tasks = {
-            host: self._task(
-                spec, host, node, "collect", part_hosts=parts if _index(host) == 1 else []
+        first = next((h for h in alive if _index(h) == 1), None)
+        others = {h: node for h, node in alive.items() if h != first}
+        results = self._run_all(
+            {h: self._task(spec, h, node, "collect") for h, node in others.items()},
+            COLLECT_SECONDS,
+        )
+        if first is not None:
+            parts = sorted(
+                (h for h, r in results.items() if r.get("ok") and not r.get("upload_error")),
+                key=_index,
             )
-            for host, node in alive.items()
-        }
-        results = self._run_all(tasks, COLLECT_SECONDS)
+            task = self._task(spec, first, alive[first], "collect", part_hosts=parts)
+            results.update(self._run_all({first: task}, COLLECT_SECONDS))
         self._collected.add(spec.name)
         collected = Collected()
         for host in sorted(results, key=_index):

@@ -1,0 +1,420 @@
+"""Issue 8, part 2: one training job across several machines, on a real 3-node Docker Swarm
+started by the fixtures (tests/swarm_support.py), with S3 reachable from the nodes. One host per
+node, reaching its peers as algo-1..N on the job's own network, each staging its own channels
+and shard on its node; the same /opt/ml tree, config files and environment as on one machine; the
+hosts' archives merged into one model.tar.gz; a failing host stopping the others; stops with
+their grace period; no deadlock between multi-host jobs; GPU hosts only on GPU nodes; jobs the
+swarm can never hold, or whose hosts cannot all start, fail and leave nothing behind; the server
+killed mid-job and a node lost mid-job. After every job no service, network, volume or container
+of it is left on any node."""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import tarfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.server_support import RunningServer, wait_for_job
+from tests.support import channel, job_request
+from tests.swarm_support import SwarmSetup, swarm_setup
+from trainforge.engines.base import GroupSpec, HostContainer, Limits
+from trainforge.engines.dockerapi import DockerApi
+from trainforge.engines.swarm import PlacementError, SwarmEngine
+
+pytestmark = pytest.mark.docker
+
+GROUP = "/aws/sagemaker/TrainingJobs"
+
+
+@pytest.fixture(scope="module")
+def setup(images: dict[str, str]) -> Iterator[SwarmSetup]:
+    with swarm_setup([images["busybox"]]) as ready:
+        yield ready
+
+
+@pytest.fixture(scope="module")
+def bucket(setup: SwarmSetup) -> str:
+    name = f"tf-swarm-{uuid.uuid4().hex[:8]}"
+    setup.s3().create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture(scope="module")
+def server(setup: SwarmSetup, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    running = setup.server(tmp_path_factory.mktemp("swarm-home"), TRAINFORGE_STOP_GRACE_SECONDS="5")
+    yield running
+    running.stop()
+
+
+def script_job(
+    setup: SwarmSetup, bucket: str, script: str, hosts: int = 1, **extra: Any
+) -> dict[str, Any]:
+    """A job whose script comes through an S3 channel (nodes cannot read this machine's disk)."""
+    prefix = f"code-{uuid.uuid4().hex[:8]}"
+    setup.s3().put_object(Bucket=bucket, Key=f"{prefix}/train.sh", Body=script.encode())
+    channels = [channel("code", f"s3://{bucket}/{prefix}/"), *extra.pop("channels", [])]
+    request = job_request(
+        setup.images[0],
+        f"s3://{bucket}/out",
+        channels=channels,
+        entrypoint=["/bin/sh"],
+        arguments=["/opt/ml/input/data/code/train.sh"],
+        **extra,
+    )
+    request["ResourceConfig"]["InstanceCount"] = hosts
+    return request
+
+
+def messages(server: RunningServer, name: str) -> dict[str, list[str]]:
+    logs = server.client("logs")
+    found: dict[str, list[str]] = {}
+    try:
+        streams = logs.describe_log_streams(logGroupName=GROUP, logStreamNamePrefix=name + "/")
+    except ClientError:  # no job has a log yet
+        return found
+    for stream in streams["logStreams"]:
+        host = stream["logStreamName"].split("/", 1)[1].rsplit("-", 1)[0]
+        events = logs.get_log_events(
+            logGroupName=GROUP, logStreamName=stream["logStreamName"], startFromHead=True
+        )["events"]
+        found[host] = [e["message"] for e in events]
+    return found
+
+
+def archive(setup: SwarmSetup, bucket: str, key: str) -> dict[str, bytes]:
+    data = setup.s3().get_object(Bucket=bucket, Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
+
+
+def nothing_left(setup: SwarmSetup, name: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while (left := setup.cluster.leftovers(name)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert left == []
+
+
+def value(lines: list[str], key: str) -> str:
+    return next(line[len(key) + 1 :] for line in lines if line.startswith(key + " "))
+
+
+# Waits until every peer answers, so no host ends before the others reach it.
+PEERS = """
+for h in $(seq 1 {n}); do i=0; until ping -c1 -W1 algo-$h >/dev/null 2>&1 || [ $i -ge 30 ]; do
+  i=$((i+1)); sleep 0.3; done; done
+"""
+REPORT = """
+echo "node $(grep ' /opt/ml ' /proc/self/mountinfo | awk '{print $4}' | cut -d/ -f5)"
+echo "shard $(ls /opt/ml/input/data/shard | tr '\\n' ' ')"
+echo "train $(ls /opt/ml/input/data/train | tr '\\n' ' ')"
+echo "reach $(for h in algo-1 algo-2 algo-3; do ping -c1 -W2 $h >/dev/null && echo -n "$h "; done)"
+echo "config $(cat /opt/ml/input/config/resourceconfig.json)"
+echo "env $TRAINING_JOB_NAME $AWS_REGION $MY_VAR"
+if (echo x > /opt/ml/input/data/train/new) 2>/dev/null; then echo "data writable"; else echo "data read-only"; fi
+hostname > /opt/ml/model/$(hostname).txt
+hostname > /opt/ml/model/clash.txt
+hostname > /opt/ml/output/data/$(hostname).out
+sleep 3
+"""
+
+
+def test_a_three_host_job_runs_one_host_per_node_with_its_own_data(
+    setup: SwarmSetup, server: RunningServer, bucket: str
+) -> None:
+    s3 = setup.s3()
+    for i in range(5):
+        s3.put_object(Bucket=bucket, Key=f"data/part-{i}.csv", Body=f"{i}\n".encode())
+    request = script_job(
+        setup,
+        bucket,
+        PEERS.format(n=3) + REPORT,
+        hosts=3,
+        channels=[
+            channel("train", f"s3://{bucket}/data/"),
+            channel("shard", f"s3://{bucket}/data/", distribution="ShardedByS3Key"),
+        ],
+        Environment={"MY_VAR": "mine"},
+    )
+    name = request["TrainingJobName"]
+    sm = server.client("sagemaker")
+    sm.create_training_job(**request)
+    done = wait_for_job(sm, name, timeout=180)
+    assert done["TrainingJobStatus"] == "Completed", done.get("FailureReason")
+    logs = messages(server, name)
+    assert sorted(logs) == ["algo-1", "algo-2", "algo-3"]
+    nodes = {host: value(lines, "node") for host, lines in logs.items()}
+    assert len(set(nodes.values())) == 3, nodes
+    assert set(nodes.values()) == set(setup.cluster.node_ids())
+    shards = {host: set(value(lines, "shard").split()) for host, lines in logs.items()}
+    assert shards == {
+        "algo-1": {"part-0.csv", "part-3.csv"},
+        "algo-2": {"part-1.csv", "part-4.csv"},
+        "algo-3": {"part-2.csv"},
+    }
+    for host, lines in logs.items():
+        assert value(lines, "train").split() == [f"part-{i}.csv" for i in range(5)]
+        assert value(lines, "reach").split() == ["algo-1", "algo-2", "algo-3"]
+        config = json.loads(value(lines, "config"))
+        assert config["current_host"] == host
+        assert config["hosts"] == ["algo-1", "algo-2", "algo-3"]
+        assert value(lines, "env") == f"{name} us-east-1 mine"
+        assert "data read-only" in lines
+    model = archive(setup, bucket, f"out/{name}/output/model.tar.gz")
+    assert model == {
+        "algo-1.txt": b"algo-1\n",
+        "algo-2.txt": b"algo-2\n",
+        "algo-3.txt": b"algo-3\n",
+        "clash.txt": b"algo-3\n",  # the later host wins, as on one machine
+    }
+    output = archive(setup, bucket, f"out/{name}/output/output.tar.gz")
+    assert sorted(output) == ["algo-1.out", "algo-2.out", "algo-3.out"]
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"out/{name}/")["Contents"]
+    assert sorted(o["Key"] for o in listed) == [
+        f"out/{name}/output/model.tar.gz",
+        f"out/{name}/output/output.tar.gz",
+    ]
+    nothing_left(setup, name)
+
+
+FAILS_ON_TWO = (
+    PEERS.format(n=2)
+    + """
+if [ "$(hostname)" = algo-2 ]; then echo "ValueError: broken" > /opt/ml/output/failure; exit 3; fi
+trap 'echo "terminated by the platform"; exit 143' TERM
+while true; do sleep 0.1; done
+"""
+)
+
+
+def test_a_failing_host_stops_the_others_and_gives_its_reason(
+    setup: SwarmSetup, server: RunningServer, bucket: str
+) -> None:
+    request = script_job(setup, bucket, FAILS_ON_TWO, hosts=2)
+    sm = server.client("sagemaker")
+    sm.create_training_job(**request)
+    done = wait_for_job(sm, request["TrainingJobName"], timeout=120)
+    assert done["FailureReason"] == "AlgorithmError: ValueError: broken, exit code: 3"
+    assert "terminated by the platform" in messages(server, request["TrainingJobName"])["algo-1"]
+    nothing_left(setup, request["TrainingJobName"])
+
+
+SAVES_ON_TERM = (
+    PEERS.format(n=2)
+    + """
+trap 'echo got-sigterm; hostname > /opt/ml/model/saved-$(hostname).txt; exit 0' TERM
+echo ready
+while true; do sleep 0.1; done
+"""
+)
+
+
+def test_stop_reaches_every_host_and_what_they_saved_is_uploaded(
+    setup: SwarmSetup, server: RunningServer, bucket: str
+) -> None:
+    request = script_job(setup, bucket, SAVES_ON_TERM, hosts=2)
+    name = request["TrainingJobName"]
+    sm = server.client("sagemaker")
+    sm.create_training_job(**request)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        found = (
+            messages(server, name)
+            if sm.describe_training_job(TrainingJobName=name)["SecondaryStatus"] == "Training"
+            else {}
+        )
+        if all("ready" in found.get(h, []) for h in ("algo-1", "algo-2")):
+            break
+        time.sleep(0.3)
+    sm.stop_training_job(TrainingJobName=name)
+    done = wait_for_job(sm, name, timeout=120)
+    assert done["SecondaryStatus"] == "Stopped"
+    assert archive(setup, bucket, f"out/{name}/output/model.tar.gz") == {
+        "saved-algo-1.txt": b"algo-1\n",
+        "saved-algo-2.txt": b"algo-2\n",
+    }
+    nothing_left(setup, name)
+
+
+def test_local_paths_are_refused_naming_the_field(
+    setup: SwarmSetup, server: RunningServer, bucket: str, tmp_path: Path
+) -> None:
+    request = script_job(setup, bucket, "true\n")
+    request["OutputDataConfig"]["S3OutputPath"] = f"file://{tmp_path}"
+    with pytest.raises(ClientError) as refused:
+        server.client("sagemaker").create_training_job(**request)
+    error = refused.value.response["Error"]
+    assert error["Code"] == "ValidationException"
+    assert error["Message"] == (
+        f"Value 'file://{tmp_path}' at 'outputDataConfig.s3OutputPath' is a local path, which "
+        "the nodes of a cluster engine cannot read: give an S3 URI, or declare the path shared "
+        "by all nodes (TRAINFORGE_SHARED_PATHS)."
+    )
+
+
+def test_two_jobs_of_three_hosts_never_deadlock(
+    setup: SwarmSetup, server: RunningServer, bucket: str
+) -> None:
+    requests = [script_job(setup, bucket, "sleep 1\n", hosts=3) for _ in range(2)]
+    sm = server.client("sagemaker")
+    for request in requests:
+        sm.create_training_job(**request)
+    results = [wait_for_job(sm, r["TrainingJobName"], timeout=180) for r in requests]
+    assert [r["TrainingJobStatus"] for r in results] == ["Completed", "Completed"]
+    # Three nodes hold one of them at a time: the second waited whole, not half-placed.
+    assert "Pending" in [t["Status"] for t in results[1]["SecondaryStatusTransitions"]]
+    assert results[1]["TrainingStartTime"] >= results[0]["TrainingEndTime"]
+
+
+GPU_REPORT = """
+echo "node $(grep ' /opt/ml ' /proc/self/mountinfo | awk '{print $4}' | cut -d/ -f5)"
+echo "gpus ${NVIDIA_VISIBLE_DEVICES:-none}"
+"""
+
+
+def test_gpu_hosts_land_on_gpu_nodes_and_get_their_gpus(
+    setup: SwarmSetup, server: RunningServer, bucket: str
+) -> None:
+    request = script_job(setup, bucket, GPU_REPORT)
+    request["ResourceConfig"] = {
+        "InstanceGroups": [
+            {"InstanceGroupName": "cpu", "InstanceType": "ml.m5.large", "InstanceCount": 1},
+            {"InstanceGroupName": "gpu", "InstanceType": "ml.g5.2xlarge", "InstanceCount": 1},
+        ],
+        "VolumeSizeInGB": 1,
+    }
+    name = request["TrainingJobName"]
+    sm = server.client("sagemaker")
+    sm.create_training_job(**request)
+    done = wait_for_job(sm, name, timeout=120)
+    assert done["TrainingJobStatus"] == "Completed", done.get("FailureReason")
+    logs = messages(server, name)
+    gpu_node = setup.cluster.node_id(setup.cluster.nodes[-1])
+    assert value(logs["algo-2"], "node") == gpu_node
+    assert value(logs["algo-2"], "gpus") == "0"
+    assert value(logs["algo-1"], "gpus") == "none"
+    nothing_left(setup, name)
+
+
+def test_a_job_the_swarm_can_never_hold_fails_with_capacity_error(
+    setup: SwarmSetup, server: RunningServer, bucket: str
+) -> None:
+    request = script_job(setup, bucket, "true\n", hosts=4)
+    sm = server.client("sagemaker")
+    sm.create_training_job(**request)
+    done = wait_for_job(sm, request["TrainingJobName"], timeout=60)
+    assert done["TrainingJobStatus"] == "Failed"
+    assert done["FailureReason"].startswith(
+        "CapacityError: Unable to provision requested ML compute capacity. The account-level "
+        "service limit 'ml.m5.large for training job usage' is 3 Instances"
+    )
+
+
+def test_hosts_that_cannot_all_start_in_time_leave_nothing_behind(
+    setup: SwarmSetup, images: dict[str, str]
+) -> None:
+    cluster = setup.cluster
+    engine = SwarmEngine("placement-test", DockerApi(base_url=cluster.url), place_seconds=3)
+    paused = cluster.node_id(cluster.nodes[1])
+    cluster.manager.docker("node", "update", "--availability", "pause", paused)
+    try:
+
+        def host(name: str, node: str) -> HostContainer:
+            return HostContainer(
+                name, images["busybox"], ("sleep",), ("60",), {}, (), Limits(), f"s/{name}", node
+            )
+
+        group = GroupSpec(
+            "half-placed",
+            (host("algo-1", cluster.node_id(cluster.nodes[0])), host("algo-2", paused)),
+            isolated=False,
+            stop_grace_seconds=1,
+        )
+        with pytest.raises(PlacementError, match="1 of 2 hosts of the job could not start"):
+            engine.start(group)
+    finally:
+        cluster.manager.docker("node", "update", "--availability", "active", paused)
+    nothing_left(setup, "half-placed")
+
+
+SLOW = "echo started\nsleep 8\necho finished\nhostname > /opt/ml/model/$(hostname).txt\n"
+
+
+def test_a_kill_9_of_the_server_mid_job_is_taken_over(
+    setup: SwarmSetup, bucket: str, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    request = script_job(setup, bucket, SLOW, hosts=2)
+    name = request["TrainingJobName"]
+    with setup.server(home) as server:
+        sm = server.client("sagemaker")
+        sm.create_training_job(**request)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            found = (
+                messages(server, name)
+                if sm.describe_training_job(TrainingJobName=name)["SecondaryStatus"] == "Training"
+                else {}
+            )
+            if all("started" in found.get(h, []) for h in ("algo-1", "algo-2")):
+                break
+            time.sleep(0.3)
+        server.stop(signal.SIGKILL)
+        server.start()
+        done = wait_for_job(server.client("sagemaker"), name, timeout=120)
+        assert done["TrainingJobStatus"] == "Completed", done.get("FailureReason")
+        logs = messages(server, name)
+        assert logs["algo-1"] == ["started", "finished"]
+        assert logs["algo-2"] == ["started", "finished"]
+    assert sorted(archive(setup, bucket, f"out/{name}/output/model.tar.gz")) == [
+        "algo-1.txt",
+        "algo-2.txt",
+    ]
+    nothing_left(setup, name)
+
+
+NODE_THEN_WAIT = """
+echo "node $(grep ' /opt/ml ' /proc/self/mountinfo | awk '{print $4}' | cut -d/ -f5)"
+while true; do sleep 0.2; done
+"""
+
+
+def test_a_node_lost_mid_job_fails_the_job_naming_the_host(
+    setup: SwarmSetup, server: RunningServer, bucket: str
+) -> None:
+    """Last of the module: it kills a node's daemon (and starts it again)."""
+    request = script_job(setup, bucket, NODE_THEN_WAIT, hosts=2)
+    name = request["TrainingJobName"]
+    sm = server.client("sagemaker")
+    sm.create_training_job(**request)
+    deadline = time.monotonic() + 120
+    nodes: dict[str, str] = {}
+    while len(nodes) < 2 and time.monotonic() < deadline:
+        nodes = {h: value(lines, "node") for h, lines in messages(server, name).items() if lines}
+        time.sleep(0.3)
+    manager_id = setup.cluster.node_id(setup.cluster.manager)
+    lost_host = next(h for h, node in sorted(nodes.items()) if node != manager_id)
+    victim = next(n for n in setup.cluster.nodes if setup.cluster.node_id(n) == nodes[lost_host])
+    killed = time.monotonic()
+    victim.stop(signal.SIGKILL)
+    try:
+        done = wait_for_job(sm, name, timeout=90)
+        took = time.monotonic() - killed
+        assert done["TrainingJobStatus"] == "Failed"
+        assert done["FailureReason"] == (
+            f"InternalServerError: Host {lost_host} was lost while the job ran: its container "
+            "no longer exists."
+        )
+        assert took < 60
+    finally:
+        victim.start()
+    nothing_left(setup, name, timeout=60)
