@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.dockerd import Bridge, PrivateDaemon, unique
+from tests.dockerd import Bridge, PrivateDaemon, load_images, unique
 
 
 @dataclass
@@ -108,8 +108,7 @@ def swarm(size: int, images: Sequence[str], **config: object) -> Iterator[Swarm]
             )
             cluster.nodes.append(node)
             node.create()
-        for node in cluster.nodes:
-            node.load(images)
+        load_images(cluster.nodes, images)
         manager = cluster.manager
         assert manager.address is not None
         manager.docker(

@@ -22,6 +22,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -213,21 +214,8 @@ class PrivateDaemon:
 
     def load(self, images: Sequence[str]) -> None:
         """Images from the machine's daemon, with their ids."""
-        if not images:
-            return
-        save = subprocess.Popen(["docker", "save", *images], stdout=subprocess.PIPE)
-        assert save.stdout is not None
-        load = subprocess.run(
-            ["docker", "-H", self.url, "load", "-q"],
-            stdin=save.stdout,
-            capture_output=True,
-            timeout=300,
-            check=False,
-        )
-        save.stdout.close()
-        save.wait(timeout=300)
-        if load.returncode != 0 or save.returncode != 0:
-            raise RuntimeError(f"loading {images} into {self.name}: {load.stderr.decode()}")
+        if images:
+            load_images([self], images)
 
     def destroy(self) -> None:
         with contextlib.suppress(Exception):
@@ -251,6 +239,20 @@ class PrivateDaemon:
         shutil.rmtree(self.root, ignore_errors=True)
         if self in _STARTED:
             _STARTED.remove(self)
+
+
+def load_images(daemons: Sequence[PrivateDaemon], images: Sequence[str]) -> None:
+    """Save the images from the machine's daemon once and load them into every daemon at once."""
+    with tempfile.TemporaryDirectory(prefix="tf-images-") as tmp:
+        archive = Path(tmp) / "images.tar"
+        run("docker", "save", "-o", str(archive), *images, timeout=300)
+
+        def load(daemon: PrivateDaemon) -> None:
+            daemon.docker("load", "-q", "-i", str(archive), timeout=300)
+
+        with ThreadPoolExecutor(len(daemons)) as pool:
+            for done in [pool.submit(load, d) for d in daemons]:
+                done.result()
 
 
 def _mounts_under(root: Path) -> list[str]:

@@ -372,23 +372,29 @@ class DockerApi:
             found = [t for t in self.call("list tasks", self.api.tasks) if t["ServiceID"] in wanted]
         return list(found)
 
-    def scale_to_zero(self, service_id: str) -> None:
-        """Stop a service's task: SIGTERM now, SIGKILL after its stop grace period, enforced by
-        the swarm itself."""
+    def stop_service_task(self, service_id: str, token: str) -> None:
+        """Stop a single-replica service's task and keep it: SIGTERM now, SIGKILL after the
+        service's stop grace period, enforced by the swarm on the node. A placement constraint
+        no node meets makes the swarm replace the task: the old one is shut down but stays,
+        with its exit code and its container's log, and the new one never runs. (Scaling to
+        zero would delete the task and its log with it.)"""
         action = "stop a service"
         try:
             current = self.call(action, self.api.inspect_service, service_id)
         except Missing:
             return
-        mode = current["Spec"].get("Mode", {}).get("Replicated")
-        if mode is not None and mode.get("Replicas") == 0:
+        placement = dict(current["Spec"]["TaskTemplate"].get("Placement") or {})
+        constraint = f"node.labels.trainforge.stopped=={token}"
+        constraints = list(placement.get("Constraints") or [])
+        if constraint in constraints:
             return
+        placement["Constraints"] = [*constraints, constraint]
         self.quietly(
             action,
             self.api.update_service,
             service_id,
             current["Version"]["Index"],
-            mode=docker.types.ServiceMode("replicated", replicas=0),
+            task_template={"Placement": placement},
             fetch_current_spec=True,
         )
 

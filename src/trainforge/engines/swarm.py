@@ -10,9 +10,10 @@ live on their nodes, filled and emptied by agent tasks (``run_task``).
   which GPU nodes run as their default.
 - ``start`` is all or nothing: the job starts when every host's task runs; when they do not all
   run within ``place_seconds``, everything of the job is removed and the start fails.
-- Stopping scales the hosts' services to zero: the swarm sends SIGTERM and, after the stop
-  grace period each service carries, SIGKILL, on the node itself, whatever happens to the
-  server meanwhile.
+- Stopping a host makes the swarm shut its task down (``DockerApi.stop_service_task``): SIGTERM
+  and, after the stop grace period each service carries, SIGKILL, on the node itself, whatever
+  happens to the server meanwhile; the task, its exit code and its log stay until the job is
+  removed.
 - A host whose node is down (its daemon gone) is lost.
 """
 
@@ -67,14 +68,15 @@ class PlacementError(EngineError):
     """The hosts of a job could not all be started on the swarm in time."""
 
 
-def _latest(tasks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The newest task of each service."""
-    newest: dict[str, dict[str, Any]] = {}
+def _first(tasks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The first task of each service: the one that runs its host (a service never restarts;
+    a task made later only stands in for a stopped host and never runs)."""
+    oldest: dict[str, dict[str, Any]] = {}
     for task in tasks:
         service = task["ServiceID"]
-        if service not in newest or task["Version"]["Index"] > newest[service]["Version"]["Index"]:
-            newest[service] = task
-    return newest
+        if service not in oldest or task["CreatedAt"] < oldest[service]["CreatedAt"]:
+            oldest[service] = task
+    return oldest
 
 
 _NON_ZERO_EXIT = re.compile(r"non-zero exit \((\d+)\)")
@@ -110,11 +112,6 @@ class SwarmEngine:
         # A job's host services never change once it started: looked up once.
         self._services: dict[str, dict[str, dict[str, Any]]] = {}
         self._last: dict[str, dict[str, HostState]] = {}
-        # Stopping a host scales its service to zero, and the swarm then deletes its task: the
-        # end seen last is remembered, and a host that vanishes after being stopped ended by
-        # the signal it was sent.
-        self._ended: dict[str, dict[str, HostState]] = {}
-        self._signalled: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def describe(self) -> str:
@@ -213,7 +210,7 @@ class SwarmEngine:
     def _wait_all_running(self, group: GroupSpec, services: list[str]) -> None:
         deadline = time.monotonic() + self.place_seconds
         while True:
-            latest = _latest(self.docker.tasks(services))
+            latest = _first(self.docker.tasks(services))
             started = 0
             waiting = []
             for service in services:
@@ -254,37 +251,32 @@ class SwarmEngine:
 
     def states(self, job: str) -> dict[str, HostState]:
         services = self._host_services(job)
-        latest = _latest(self.docker.tasks([s["ID"] for s in services.values()]))
-        active = [t for t in latest.values() if t["Status"]["State"] not in _ENDED]
+        first = _first(self.docker.tasks([s["ID"] for s in services.values()]))
+        active = [t for t in first.values() if t["Status"]["State"] not in _ENDED]
         down = self._down_nodes() if active else set()
-        with self._lock:
-            ended = self._ended.setdefault(job, {})
-            signalled = self._signalled.get(job)
         states = {}
         for host, service in services.items():
             labels = service["Spec"].get("Labels") or {}
             stream = labels.get(STREAM_LABEL, "")
-            task = latest.get(service["ID"])
-            status = (task or {}).get("Status") or {}
-            state = status.get("State", "")
-            if task is not None and state not in _ENDED:
+            task = first.get(service["ID"])
+            if task is None:
+                continue
+            status = task.get("Status") or {}
+            if status.get("State", "") not in _ENDED:
                 if task.get("NodeID") not in down:
                     states[host] = HostState(host, stream, running=True)
                 continue  # its machine is gone: the host is lost
-            code = _exit_code(status) if task is not None else None
-            if code is not None:
-                ended[host] = HostState(
-                    host,
-                    stream,
-                    running=False,
-                    exit_code=code,
-                    finished_at=parse_time(status.get("Timestamp")),
-                    error=str(status.get("Err") or ""),
-                )
-            elif host not in ended and signalled is not None:
-                ended[host] = HostState(host, stream, running=False, exit_code=signalled)
-            if host in ended:
-                states[host] = ended[host]
+            code = _exit_code(status)
+            if code is None:
+                continue  # it never ran, or its node took the answer with it
+            states[host] = HostState(
+                host,
+                stream,
+                running=False,
+                exit_code=code,
+                finished_at=parse_time(status.get("Timestamp")),
+                error=str(status.get("Err") or ""),
+            )
         with self._lock:
             self._last[job] = states
         return states
@@ -304,20 +296,16 @@ class SwarmEngine:
     # -- stop, logs, remove --------------------------------------------------------------------
 
     def terminate(self, job: str) -> None:
-        self._stop(job, 128 + 15)
+        running = {h for h, state in self.states(job).items() if state.running}
+        token = secrets.token_hex(4)
+        for host, service in self._host_services(job).items():
+            if host in running:
+                self.docker.stop_service_task(service["ID"], token)
 
     def kill(self, job: str) -> None:
         """The swarm kills each host itself once its stop grace period has passed (the grace
         was given to it when the host started); nothing is left to send."""
-        self._stop(job, 128 + 9)
-
-    def _stop(self, job: str, code: int) -> None:
-        running = {h for h, state in self.states(job).items() if state.running}
-        with self._lock:
-            self._signalled[job] = code
-        for host, service in self._host_services(job).items():
-            if host in running:
-                self.docker.scale_to_zero(service["ID"])
+        self.terminate(job)
 
     def logs(self, job: str, host: str, since_ns: int, follow: bool) -> Iterator[LogLine]:
         service = self._host_services(job).get(host)
@@ -363,8 +351,6 @@ class SwarmEngine:
             self._seen.pop(job, None)
             self._services.pop(job, None)
             self._last.pop(job, None)
-            self._ended.pop(job, None)
-            self._signalled.pop(job, None)
 
     # -- agents --------------------------------------------------------------------------------
 
@@ -386,7 +372,7 @@ class SwarmEngine:
         try:
             deadline = time.monotonic() + timeout
             while True:
-                latest = _latest(self.docker.tasks([service])).get(service)
+                latest = _first(self.docker.tasks([service])).get(service)
                 status = (latest or {}).get("Status") or {}
                 state = status.get("State", "new")
                 if state in _ENDED:
