@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import archive, burst, describe_load, footprint, loglatency, noop, staging
+from bench import archive, burst, describe_load, footprint, loglatency, noop, staging, swarm
 from bench.common import ROOT, Row
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[Row]]] = {
@@ -29,6 +29,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[Row]]] = {
     "burst": lambda a: burst.burst(a.burst),
     "log-latency": lambda a: [loglatency.log_latency()],
     "footprint": lambda a: footprint.footprint(),
+    "swarm": lambda a: swarm.swarm_rows(max(3, a.runs // 2)),
 }
 
 

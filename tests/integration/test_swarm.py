@@ -145,10 +145,18 @@ def test_a_three_host_job_runs_one_host_per_node_with_its_own_data(
         Environment={"MY_VAR": "mine"},
     )
     name = request["TrainingJobName"]
+    # A second job of three hosts, created at once: three nodes hold one of them at a time.
+    second = script_job(setup, bucket, "true\n", hosts=3)
     sm = server.client("sagemaker")
     sm.create_training_job(**request)
+    sm.create_training_job(**second)
     done = wait_for_job(sm, name, timeout=180)
     assert done["TrainingJobStatus"] == "Completed", done.get("FailureReason")
+    after = wait_for_job(sm, second["TrainingJobName"], timeout=180)
+    assert after["TrainingJobStatus"] == "Completed", after.get("FailureReason")
+    # It waited whole, not half-placed: no deadlock between jobs of several hosts.
+    assert "Pending" in [t["Status"] for t in after["SecondaryStatusTransitions"]]
+    assert after["TrainingStartTime"] >= done["TrainingEndTime"]
     logs = messages(server, name)
     assert sorted(logs) == ["algo-1", "algo-2", "algo-3"]
     nodes = {host: value(lines, "node") for host, lines in logs.items()}
@@ -183,6 +191,7 @@ def test_a_three_host_job_runs_one_host_per_node_with_its_own_data(
         f"out/{name}/output/output.tar.gz",
     ]
     nothing_left(setup, name)
+    nothing_left(setup, second["TrainingJobName"])
 
 
 FAILS_ON_TWO = (
@@ -258,20 +267,6 @@ def test_local_paths_are_refused_naming_the_field(
         "the nodes of a cluster engine cannot read: give an S3 URI, or declare the path shared "
         "by all nodes (TRAINFORGE_SHARED_PATHS)."
     )
-
-
-def test_two_jobs_of_three_hosts_never_deadlock(
-    setup: SwarmSetup, server: RunningServer, bucket: str
-) -> None:
-    requests = [script_job(setup, bucket, "sleep 1\n", hosts=3) for _ in range(2)]
-    sm = server.client("sagemaker")
-    for request in requests:
-        sm.create_training_job(**request)
-    results = [wait_for_job(sm, r["TrainingJobName"], timeout=180) for r in requests]
-    assert [r["TrainingJobStatus"] for r in results] == ["Completed", "Completed"]
-    # Three nodes hold one of them at a time: the second waited whole, not half-placed.
-    assert "Pending" in [t["Status"] for t in results[1]["SecondaryStatusTransitions"]]
-    assert results[1]["TrainingStartTime"] >= results[0]["TrainingEndTime"]
 
 
 GPU_REPORT = """

@@ -90,6 +90,8 @@ class JobRunner:
         self.probes = probes
         self._probe_cache: dict[str, ImageContents] = {}
         self._probe_lock = threading.Lock()
+        # Jobs whose hosts were started (or taken over): only they may have something to remove.
+        self._started: set[str] = set()
 
     # -- entry points ----------------------------------------------------------------------
 
@@ -125,6 +127,7 @@ class JobRunner:
             return Outcome.ended_early(early.ending)
         reporter.phase(Phase.TRAINING)
         group = self._group(spec, allocation, mounts, reporter)
+        self._started.add(spec.name)
         try:
             self.engine.start(group)
         except ContainerStartError as exc:
@@ -144,6 +147,7 @@ class JobRunner:
         control: StopControl,
     ) -> Outcome:
         """Carry on with the hosts a dead worker started: logs, stop, max runtime, upload."""
+        self._started.add(spec.name)
         state = WatchState(ending=resume.ending, terminated_at=resume.terminated_at)
         deadline = resume.training_start_time + spec.max_runtime_seconds
         return self._watch_and_collect(
@@ -154,12 +158,19 @@ class JobRunner:
         """After the outcome is recorded: remove the job's containers, network and trees, as a
         SageMaker instance's storage goes with it (the artifacts are uploaded by then).
         TRAINFORGE_KEEP_CONTAINERS and TRAINFORGE_KEEP_WORKSPACES keep them. Raises
-        ``EngineError`` when the engine could not remove them (it may be restarting): the
-        caller tries again."""
+        ``EngineError`` when the engine could not remove a job's hosts (it may be restarting):
+        the caller tries again. A job that never started a host has nothing to wait for."""
+        started = spec.name in self._started
+        self._started.discard(spec.name)
         if not self.config.keep_workspaces:
             self.data.release(spec)
         if not self.config.keep_containers:
-            self.engine.remove(spec.name)
+            try:
+                self.engine.remove(spec.name)
+            except EngineError:
+                if started:
+                    self._started.add(spec.name)
+                    raise
 
     # -- start -----------------------------------------------------------------------------
 
