@@ -7,6 +7,7 @@ FullyReplicated channel is staged to the three nodes (the data must go between S
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 import uuid
@@ -16,7 +17,7 @@ from tests.server_support import wait_for_job
 from tests.support import channel, job_request
 from tests.swarm_support import SwarmSetup, swarm_setup
 
-from bench.common import Row, alternate, busybox_image, fmt_seconds, median
+from bench.common import AWS_ENV, Row, alternate, busybox_image, fmt_seconds, median
 
 _MiB = 1 << 20
 
@@ -51,6 +52,8 @@ def _io_bytes(pid: int) -> int:
 
 
 def swarm_rows(runs: int) -> list[Row]:
+    # The S3 endpoint of the swarm is a moto of its own; this process and the server use it.
+    os.environ.update(AWS_ENV)
     image = busybox_image()
     with swarm_setup([image]) as setup, tempfile.TemporaryDirectory(prefix="tf-swarm-") as tmp:
         s3 = setup.s3()
