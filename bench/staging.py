@@ -179,7 +179,7 @@ def local_channel(runs: int) -> Row:
             start = time.perf_counter()
             report = stager.stage(spec, workspace, lambda: False)
             times.append(time.perf_counter() - start)
-            assert report.bytes == 0 and report.mounts["algo-1"][0].source == data
+            assert report.bytes == 0 and report.mounts["algo-1"][0].source == str(data)
         times = times[1:]
     value = median(times)
     return Row(

@@ -106,9 +106,10 @@ class DockerEngine:
             self.docker.create_network(network, labels, internal=group.isolated)
         else:
             network = "none" if group.isolated else "bridge"
+        started: dict[str, str] = {}
         try:
             for host in group.hosts:
-                self.docker.run_container(
+                started[host.host] = self.docker.run_container(
                     name=f"{group.job}-{host.host}-{secrets.token_hex(3)}",
                     image=host.image,
                     entrypoint=host.entrypoint,
@@ -129,6 +130,15 @@ class DockerEngine:
             with contextlib.suppress(EngineError):
                 self.remove(group.job)
             raise
+        # Waiting on the containers starts now: an exit is known the moment Docker knows it.
+        streams = {spec.host: spec.stream for spec in group.hosts}
+        watch = _Watch(
+            started, streams, {h: HostState(h, streams[h], running=True) for h in started}
+        )
+        with self._lock:
+            self._watches[group.job] = watch
+        for name, container_id in started.items():
+            self._follow(watch, group.job, name, container_id)
 
     # -- find, wait ----------------------------------------------------------------------------
 
@@ -175,15 +185,18 @@ class DockerEngine:
             state = host_state(host, streams[host], data)
             watch.states[host] = state
             if state.running:
-                threading.Thread(
-                    target=self._wait_for,
-                    args=(watch, host, container_id),
-                    name=f"wait-{job}-{host}",
-                    daemon=True,
-                ).start()
+                self._follow(watch, job, host, container_id)
         with self._lock:
             self._watches[job] = watch
         return watch
+
+    def _follow(self, watch: _Watch, job: str, host: str, container_id: str) -> None:
+        threading.Thread(
+            target=self._wait_for,
+            args=(watch, host, container_id),
+            name=f"wait-{job}-{host}",
+            daemon=True,
+        ).start()
 
     def _wait_for(self, watch: _Watch, host: str, container_id: str) -> None:
         try:
