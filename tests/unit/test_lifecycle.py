@@ -35,7 +35,7 @@ from trainforge.store.db import Database
 from trainforge.store.jobs import JobStore
 from trainforge.store.logs import LogStore
 
-GRACE = 0.6
+GRACE = 1.0
 
 
 class SlowS3:
@@ -191,7 +191,7 @@ def test_a_host_that_ignores_sigterm_is_killed_after_the_grace_period(make_world
     assert job.secondary_status is SecondaryStatus.STOPPED
     [terminated] = world.engine.called("terminate")
     [killed] = world.engine.called("kill")
-    assert GRACE <= killed - terminated < GRACE + 0.5
+    assert GRACE <= killed - terminated < GRACE + 2.0
 
 
 def test_max_runtime_ends_the_job_max_runtime_exceeded(make_world: Any) -> None:
@@ -385,7 +385,7 @@ def test_the_sigkill_deadline_survives_a_takeover(make_world: Any) -> None:
     assert job.secondary_status is SecondaryStatus.STOPPED
     [killed] = world.engine.called("kill")
     # The grace period counts from the SIGTERM the dead worker sent, not from the takeover.
-    assert killed - resumed < GRACE - 0.1
+    assert killed - resumed < GRACE - 0.3
     assert killed - signalled >= GRACE - 0.05
 
 
