@@ -194,6 +194,66 @@ def test_a_three_host_job_runs_one_host_per_node_with_its_own_data(
     nothing_left(setup, second["TrainingJobName"])
 
 
+CONTRACT = """
+echo "args $0 $*"
+echo "hyperparameters $(cat /opt/ml/input/config/hyperparameters.json)"
+echo "inputdataconfig $(cat /opt/ml/input/config/inputdataconfig.json)"
+echo "aws $(env | grep -o '^AWS_[A-Z_]*' | sort | tr '\\n' ' ')"
+echo "shared $(cat /opt/ml/input/data/local/shared.txt)"
+echo started
+while true; do sleep 0.2; done
+"""
+
+
+def test_the_container_contract_is_the_one_of_one_machine(
+    setup: SwarmSetup, images: dict[str, str], bucket: str, tmp_path: Path
+) -> None:
+    """Invocation, config files, environment (the agents' S3 credentials never reach the
+    container), a local channel under a path every node shares, MaxRuntimeInSeconds."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "shared.txt").write_text("seen by every node")
+    prefix = f"code-{uuid.uuid4().hex[:8]}"
+    setup.s3().put_object(Bucket=bucket, Key=f"{prefix}/train.sh", Body=CONTRACT.encode())
+    request = job_request(
+        images["busybox"],
+        f"s3://{bucket}/out",
+        channels=[
+            channel("code", f"s3://{bucket}/{prefix}/"),
+            channel("local", f"file://{shared}"),
+        ],
+        entrypoint=["/bin/sh", "/opt/ml/input/data/code/train.sh"],
+        arguments=["--epochs", "3"],
+        HyperParameters={"lr": "0.1"},
+        StoppingCondition={"MaxRuntimeInSeconds": 10},
+    )
+    home = tmp_path / "home"
+    home.mkdir()
+    with setup.server(home, TRAINFORGE_SHARED_PATHS=str(shared)) as server:
+        sm = server.client("sagemaker")
+        sm.create_training_job(**request)
+        done = wait_for_job(sm, request["TrainingJobName"], timeout=120)
+        assert done["SecondaryStatus"] == "MaxRuntimeExceeded", done.get("FailureReason")
+        [lines] = messages(server, request["TrainingJobName"]).values()
+    assert value(lines, "args") == "/opt/ml/input/data/code/train.sh --epochs 3"
+    assert value(lines, "hyperparameters") == '{"lr": "0.1"}'
+    assert json.loads(value(lines, "inputdataconfig")) == {
+        "code": {
+            "TrainingInputMode": "File",
+            "S3DistributionType": "FullyReplicated",
+            "RecordWrapperType": "None",
+        },
+        "local": {
+            "TrainingInputMode": "File",
+            "S3DistributionType": "FullyReplicated",
+            "RecordWrapperType": "None",
+        },
+    }
+    assert value(lines, "aws").split() == ["AWS_DEFAULT_REGION", "AWS_REGION"]
+    assert value(lines, "shared") == "seen by every node"
+    nothing_left(setup, request["TrainingJobName"])
+
+
 FAILS_ON_TWO = (
     PEERS.format(n=2)
     + """
