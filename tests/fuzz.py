@@ -14,20 +14,10 @@ import botocore.session
 from botocore.model import ListShape, MapShape, ServiceModel, Shape, StructureShape
 from hypothesis import strategies as st
 
+from trainforge.aws.spec import IMPLEMENTED
+
 SERVICES = {"sagemaker": "SageMaker", "logs": "Logs_20140328"}
-SERVED = {
-    "sagemaker": [
-        "CreateTrainingJob",
-        "DescribeTrainingJob",
-        "ListTrainingJobs",
-        "StopTrainingJob",
-        "DeleteTrainingJob",
-        "AddTags",
-        "ListTags",
-        "DeleteTags",
-    ],
-    "logs": ["DescribeLogStreams", "GetLogEvents", "FilterLogEvents"],
-}
+SERVED = {service: sorted(names) for service, names in IMPLEMENTED.items()}
 MAX_DEPTH = 6
 # What a header can carry at all (http.client sends latin-1).
 header_text = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=60)

@@ -126,14 +126,14 @@ def test_a_daemon_restart_mid_job_leaves_no_job_in_progress(
         for request in running:
             done = wait_for_job(sm, request["TrainingJobName"], timeout=90)
             assert done["TrainingJobStatus"] == "Failed"
-            assert done["FailureReason"].startswith(
-                "InternalServerError: algo-1 was ended by a signal trainforge did not send (exit "
-                "code 1"
-            ), done["FailureReason"]
-            assert done["FailureReason"].endswith(
-                f"its container was stopped from outside the job, by Docker at {daemon.url} "
-                "restarting or by someone stopping it. Create the job again to rerun it."
-            )
+            # Whichever the server saw first, the engine's absence or the exit it caused, the
+            # reason says the engine ended the host, not the algorithm.
+            reason = done["FailureReason"]
+            assert reason.startswith("InternalServerError: "), reason
+            assert (
+                "The container engine went away while the job ran, and algo-1 ended" in reason
+                or f"by Docker at {daemon.url} restarting or by someone stopping it" in reason
+            ), reason
         # The engine is back: the next job runs as usual.
         after = _request(images["busybox"], tmp_path, "echo fine\n")
         sm.create_training_job(**after)

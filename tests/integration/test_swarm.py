@@ -90,6 +90,18 @@ def messages(server: RunningServer, name: str) -> dict[str, list[str]]:
     return found
 
 
+def every_host_printed(
+    server: RunningServer, name: str, hosts: tuple[str, ...], line: str, timeout: float = 120
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = messages(server, name)
+        if all(line in found.get(host, []) for host in hosts):
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"not every host of {name} printed {line!r}")
+
+
 def archive(setup: SwarmSetup, bucket: str, key: str) -> dict[str, bytes]:
     data = setup.s3().get_object(Bucket=bucket, Key=key)["Body"].read()
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
@@ -293,16 +305,7 @@ def test_stop_reaches_every_host_and_what_they_saved_is_uploaded(
     name = request["TrainingJobName"]
     sm = server.client("sagemaker")
     sm.create_training_job(**request)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        found = (
-            messages(server, name)
-            if sm.describe_training_job(TrainingJobName=name)["SecondaryStatus"] == "Training"
-            else {}
-        )
-        if all("ready" in found.get(h, []) for h in ("algo-1", "algo-2")):
-            break
-        time.sleep(0.3)
+    every_host_printed(server, name, ("algo-1", "algo-2"), "ready")
     sm.stop_training_job(TrainingJobName=name)
     done = wait_for_job(sm, name, timeout=120)
     assert done["SecondaryStatus"] == "Stopped"
@@ -413,16 +416,7 @@ def test_a_kill_9_of_the_server_mid_job_is_taken_over(
     with setup.server(home) as server:
         sm = server.client("sagemaker")
         sm.create_training_job(**request)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            found = (
-                messages(server, name)
-                if sm.describe_training_job(TrainingJobName=name)["SecondaryStatus"] == "Training"
-                else {}
-            )
-            if all("started" in found.get(h, []) for h in ("algo-1", "algo-2")):
-                break
-            time.sleep(0.3)
+        every_host_printed(server, name, ("algo-1", "algo-2"), "started")
         server.stop(signal.SIGKILL)
         server.start()
         done = wait_for_job(server.client("sagemaker"), name, timeout=120)

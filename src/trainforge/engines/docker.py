@@ -28,17 +28,19 @@ from trainforge.engines.base import (
     LogLine,
     TaskResult,
 )
-from trainforge.engines.dockerapi import DockerApi, parse_time
+from trainforge.engines.dockerapi import (
+    HOME_LABEL,
+    HOST_LABEL,
+    JOB_LABEL,
+    STREAM_LABEL,
+    DockerApi,
+    parse_time,
+)
 from trainforge.engines.gpus import nvidia_gpus
 from trainforge.errors import EngineError
 
 LOCAL_NODE = "local"
 _MiB = 1 << 20
-
-JOB_LABEL = "trainforge.job"
-HOME_LABEL = "trainforge.instance"
-HOST_LABEL = "trainforge.host"
-STREAM_LABEL = "trainforge.stream"
 
 
 def host_state(host: str, stream: str, data: dict[str, Any]) -> HostState:

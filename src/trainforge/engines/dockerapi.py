@@ -36,6 +36,12 @@ _CONNECTION_ERRORS = (requests.exceptions.ConnectionError, docker.errors.DockerE
 # says the same. One file: nothing is ever rotated away.
 LOG_OPTIONS = {"max-size": "1000g", "max-file": "1"}
 LOG_DRIVER = "json-file"
+# The labels trainforge puts on what it makes, on one engine or a swarm: how a restarted worker
+# finds a job's hosts again, and tells this home's from another's.
+JOB_LABEL = "trainforge.job"
+HOME_LABEL = "trainforge.instance"
+HOST_LABEL = "trainforge.host"
+STREAM_LABEL = "trainforge.stream"
 T = TypeVar("T")
 
 

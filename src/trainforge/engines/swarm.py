@@ -38,13 +38,16 @@ from trainforge.engines.base import (
     LogLine,
     TaskResult,
 )
-from trainforge.engines.dockerapi import DockerApi, parse_time
+from trainforge.engines.dockerapi import (
+    HOME_LABEL,
+    HOST_LABEL,
+    JOB_LABEL,
+    STREAM_LABEL,
+    DockerApi,
+    parse_time,
+)
 from trainforge.errors import ContainerStartError, EngineError, StorageCancelled
 
-JOB_LABEL = "trainforge.job"
-HOME_LABEL = "trainforge.instance"
-HOST_LABEL = "trainforge.host"
-STREAM_LABEL = "trainforge.stream"
 ROLE_LABEL = "trainforge.role"
 GPU_LABEL = "trainforge.gpus"
 _MiB = 1 << 20
