@@ -14,6 +14,11 @@ sed -e "s|@NAME@|$name|" -e "s|@IMAGE@|$image|" -e "s|@DATA@|$here/data|g" \
 echo "Running training job $name (image $image); request in $work/job.json" >&2
 status=0
 "$root/.venv/bin/trainforge" run --cli-input-json "file://$work/job.json" > "$work/describe.json" || status=$?
+if [ ! -s "$work/describe.json" ]; then
+    # Refused before it ran (trainforge said why above): there is no job to describe.
+    echo "The job was not run (exit status $status)." >&2
+    exit "$status"
+fi
 model=$("$root/.venv/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["ModelArtifacts"]["S3ModelArtifacts"])' "$work/describe.json")
 echo
 echo "DescribeTrainingJob: $work/describe.json"

@@ -20,7 +20,7 @@ from trainforge.runtime.dataplane import DataPlane, LocalDataPlane
 from trainforge.runtime.execute import JobRunner, RuntimeConfig
 from trainforge.runtime.jobspec import JobSpec
 from trainforge.runtime.staging import Stager
-from trainforge.scheduler.capacity import refuse_if_never_fits
+from trainforge.scheduler.capacity import refuse_if_never_fits, refuse_if_too_many_hosts
 from trainforge.scheduler.lifecycle import Lifecycle, Placement
 from trainforge.service.logs import LogsService
 from trainforge.service.semantics import local_path_problem
@@ -191,11 +191,15 @@ class Context:
         )
 
     def admission(self, request: dict[str, Any]) -> None:
-        """Strict admission: refuse at create a job the nodes can never hold."""
-        in_use = [h.instance_type for a in self.jobs.allocations() for h in a.hosts]
-        refuse_if_never_fits(
-            hosts_of(request), self.nodes(), in_use, spread=self.engine.spans_machines
-        )
+        """Refuse at create a job no allocation can ever give: on one machine, more hosts than
+        it can share among; with strict admission, any job the nodes can never hold uncapped."""
+        hosts = hosts_of(request)
+        spread = self.spans_machines
+        if not spread:
+            refuse_if_too_many_hosts(hosts, self.nodes()[0])
+        if self.settings.strict_admission:
+            in_use = [h.instance_type for a in self.jobs.allocations() for h in a.hosts]
+            refuse_if_never_fits(hosts, self.nodes(), in_use, spread=spread)
 
     @functools.cached_property
     def service(self) -> TrainingJobService:
@@ -204,7 +208,7 @@ class Context:
             self.settings.region,
             self.settings.account_id,
             input_checker=self.check_inputs,
-            admission=self.admission if self.settings.strict_admission else None,
+            admission=self.admission,
         )
 
     @functools.cached_property

@@ -136,6 +136,32 @@ def _convert(name: str, raw: Any) -> Any:
     return str(raw)
 
 
+_NOT_NEGATIVE = (
+    "stop_grace_seconds",
+    "lease_seconds",
+    "heartbeat_seconds",
+    "log_flush_seconds",
+    "engine_outage_seconds",
+    "http_header_timeout_seconds",
+    "http_body_timeout_seconds",
+    "swarm_place_seconds",
+)
+
+
+def _converted(name: str, raw: Any, where: str) -> Any:
+    """A setting's value, or a ValueError that names where it came from."""
+    try:
+        value = _convert(name, raw)
+    except ValueError:
+        kind = _FIELDS[name].__name__
+        raise ValueError(
+            f"{where} must be {'an' if kind == 'int' else 'a'} {kind}, not {raw!r}"
+        ) from None
+    if name in _NOT_NEGATIVE and value < 0:
+        raise ValueError(f"{where} must not be negative, not {raw!r}")
+    return value
+
+
 def _parse_access_keys(raw: str) -> tuple[AccessKey, ...]:
     """`ID:SECRET[,ID:SECRET...]`."""
     keys = []
@@ -157,20 +183,26 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     config_path = Path(env.get("TRAINFORGE_CONFIG") or home / "config.toml")
     if config_path.is_file():
         with config_path.open("rb") as fh:
-            data = tomllib.load(fh)
+            try:
+                data = tomllib.load(fh)
+            except tomllib.TOMLDecodeError as exc:
+                raise ValueError(f"{config_path}: {exc}") from exc
         for name, raw in data.items():
             if name in _FIELDS:
-                values[name] = _convert(name, raw)
+                values[name] = _converted(name, raw, f"{name} in {config_path}")
             elif name == "access_keys":
                 values["access_keys"] = _parse_access_keys(str(raw))
+            else:
+                raise ValueError(f"{config_path}: unknown setting {name!r}")
     # TRAINFORGE_REGION (below), then the config file, then the standard AWS variables.
     aws_region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
     if aws_region and "region" not in values:
         values["region"] = aws_region
     for name in _FIELDS:
-        raw_env = env.get("TRAINFORGE_" + name.upper())
+        variable = "TRAINFORGE_" + name.upper()
+        raw_env = env.get(variable)
         if raw_env is not None and raw_env != "":
-            values[name] = _convert(name, raw_env)
+            values[name] = _converted(name, raw_env, variable)
     if env.get("TRAINFORGE_ACCESS_KEYS"):
         values["access_keys"] = _parse_access_keys(env["TRAINFORGE_ACCESS_KEYS"])
     settings = Settings(home=home, **values)

@@ -81,3 +81,20 @@ def test_describe_of_an_unknown_job(home: Path) -> None:
         "An error occurred (ValidationException) when calling the DescribeTrainingJob operation: "
         "Requested resource not found."
     ) in proc.stderr
+
+
+def test_more_hosts_than_the_machine_can_share_among_are_refused(
+    images: dict[str, str], home: Path
+) -> None:
+    request = job_request(images["busybox"], f"file://{home / 'out'}")
+    request["ResourceConfig"]["InstanceCount"] = 100_000
+    result = run_job(
+        home, request, TRAINFORGE_CAPACITY_CPUS="2", TRAINFORGE_CAPACITY_MEMORY_MIB="24576"
+    )
+    assert result.returncode == 254
+    assert (
+        "An error occurred (ResourceLimitExceeded) when calling the CreateTrainingJob operation: "
+        "The account-level service limit 'ml.m5.large for training job usage' is 40 Instances"
+    ) in result.stderr
+    assert not (home / "jobs").exists() or list((home / "jobs").iterdir()) == []
+    assert json.loads(trainforge(home, "list", "--json").stdout) == {"TrainingJobSummaries": []}

@@ -11,7 +11,13 @@ import pytest
 from trainforge.domain.allocation import Allocation, HostAllocation, Node
 from trainforge.domain.hosts import hosts_of
 from trainforge.errors import ResourceLimitExceeded
-from trainforge.scheduler.capacity import instance_limit, needs_of, plan, refuse_if_never_fits
+from trainforge.scheduler.capacity import (
+    instance_limit,
+    needs_of,
+    plan,
+    refuse_if_never_fits,
+    refuse_if_too_many_hosts,
+)
 
 
 def homogeneous(instance_type: str, count: int = 1) -> Any:
@@ -271,3 +277,16 @@ def test_refuse_on_a_cluster_with_too_few_nodes_or_gpus() -> None:
 )
 def test_instance_limit(instance_type: str, node: Node, limit: int) -> None:
     assert instance_limit(instance_type, node) == limit
+
+
+def test_one_machine_refuses_more_hosts_than_it_can_share_among() -> None:
+    node = machine(2.0, 24576)
+    refuse_if_too_many_hosts(homogeneous("ml.m5.large", 40), node)
+    with pytest.raises(ResourceLimitExceeded) as info:
+        refuse_if_too_many_hosts(homogeneous("ml.m5.large", 100_000), node)
+    assert info.value.message.startswith(
+        "The account-level service limit 'ml.m5.large for training job usage' is 40 Instances, "
+        "with current utilization of 0 Instances and a request delta of 100000 Instances."
+    )
+    with pytest.raises(ResourceLimitExceeded, match="this machine holds at most 40"):
+        refuse_if_too_many_hosts(groups(("a", "ml.m5.large", 30), ("b", "ml.c5.xlarge", 30)), node)

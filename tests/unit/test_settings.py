@@ -131,7 +131,6 @@ def test_config_file(tmp_path: Path) -> None:
                 'keep_containers = "yes"',
                 "port = 9100",
                 'access_keys = "FILEKEY:filesecret"',
-                'unknown_setting = "ignored"',
                 "capacity_gpus = 2",
             ]
         ),
@@ -208,3 +207,25 @@ def test_with_overrides(tmp_path: Path) -> None:
     changed = settings.with_overrides(port=1, strict_admission=True)
     assert (changed.port, changed.strict_admission) == (1, True)
     assert (settings.port, settings.strict_admission) == (8443, False)
+
+
+def test_config_file_mistakes_name_the_file_and_the_setting(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("prot = 9000\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"config.toml: unknown setting 'prot'"):
+        load_settings(env(tmp_path))
+    config.write_text("port = [\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"config.toml: "):
+        load_settings(env(tmp_path))
+    config.write_text('port = "abc"\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"port in .*config.toml must be an int, not 'abc'"):
+        load_settings(env(tmp_path))
+
+
+def test_environment_mistakes_name_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="TRAINFORGE_PORT must be an int, not 'abc'"):
+        load_settings(env(tmp_path, TRAINFORGE_PORT="abc"))
+    with pytest.raises(ValueError, match="TRAINFORGE_STOP_GRACE_SECONDS must not be negative"):
+        load_settings(env(tmp_path, TRAINFORGE_STOP_GRACE_SECONDS="-5"))
+    with pytest.raises(ValueError, match="TRAINFORGE_ENGINE must be one of docker, swarm"):
+        load_settings(env(tmp_path, TRAINFORGE_ENGINE="kubernetes"))

@@ -12,6 +12,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from trainforge.errors import EngineError
+
 # What the agent imports beyond the standard library (checked by a test).
 AGENT_PACKAGES = (
     "trainforge",
@@ -48,15 +50,32 @@ def _copy_package(name: str, lib: Path) -> None:
         shutil.copy2(source, lib / source.name)
 
 
+# Run in the built image: the agent must import under the base's Python.
+CHECK = (
+    "python3",
+    "-c",
+    "import sys; assert sys.version_info >= (3, 11), sys.version; import trainforge.runtime.agent",
+)
+
+
 def build_agent_image(base: str, tag: str) -> str:
-    """Build the agent image as ``tag`` on the engine at DOCKER_HOST; returns ``tag``."""
+    """Build the agent image as ``tag`` on the engine at DOCKER_HOST, and check that it runs
+    the agent; returns ``tag``."""
     from trainforge.engines.dockerapi import DockerApi
 
+    docker = DockerApi()
     with tempfile.TemporaryDirectory(prefix="trainforge-agent-") as context:
         lib = Path(context) / "lib"
         lib.mkdir()
         for name in AGENT_PACKAGES:
             _copy_package(name, lib)
         (Path(context) / "Dockerfile").write_text(DOCKERFILE.format(base=base))
-        DockerApi().build_image(context, tag)
+        docker.build_image(context, tag)
+    code, output = docker.run_once(tag, CHECK)
+    if code != 0:
+        docker.remove_image(tag)
+        raise EngineError(
+            f"The agent image built on {base} cannot run the agent (it needs Python 3.11 or "
+            f"later as python3): {output.strip().splitlines()[-1] if output.strip() else code}"
+        )
     return tag

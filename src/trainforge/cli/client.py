@@ -33,11 +33,16 @@ class RemoteClient:
 
     def __init__(self, url: str, region: str) -> None:
         import boto3
+        from botocore import UNSIGNED
+        from botocore.config import Config
 
         session = boto3.session.Session()
+        # A server without access keys checks no signature: without credentials of their own,
+        # the commands send unsigned requests rather than fail before asking.
+        config = Config(signature_version=UNSIGNED) if session.get_credentials() is None else None
         self._clients = {
-            "sagemaker": session.client("sagemaker", endpoint_url=url, region_name=region),
-            "logs": session.client("logs", endpoint_url=url, region_name=region),
+            service: session.client(service, endpoint_url=url, region_name=region, config=config)
+            for service in ("sagemaker", "logs")
         }
 
     def call(self, service: str, operation: str, params: dict[str, Any]) -> dict[str, Any]:

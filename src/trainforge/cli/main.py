@@ -22,6 +22,13 @@ from trainforge.settings import Settings, load_settings
 TERMINAL = ("Completed", "Failed", "Stopped")
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="trainforge",
@@ -37,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--training-job-name", help="override TrainingJobName of the request")
     run.add_argument(
         "--stop-grace-seconds",
-        type=float,
+        type=_seconds,
         help="seconds between SIGTERM and SIGKILL when the job is stopped (default 120)",
     )
     describe = sub.add_parser("describe", help="DescribeTrainingJob, as JSON")
@@ -64,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     agent.add_argument(
         "--base",
-        help="an image with Python 3.11 or later to build on (default python:3.12-slim)",
+        help="an image with Python 3.11 or later to build on (default python:3.12-slim, which "
+        "Docker pulls from Docker Hub; without a registry, name a local image)",
     )
     agent.add_argument("--tag", help="the reference to give it (default TRAINFORGE_AGENT_IMAGE)")
     serve = sub.add_parser("serve", help="run the SageMaker-compatible API server")

@@ -159,6 +159,12 @@ class DockerApi:
     def image(self, ref: str) -> ImageInfo:
         try:
             data = self.call(f"inspect the image {ref}", self.api.inspect_image, ref)
+        except EngineError as exc:
+            if "invalid reference format" in str(exc):
+                raise ImageNotFound(
+                    f"The training image {ref} is not a valid image reference."
+                ) from exc
+            raise
         except Missing:
             self._pull(ref)
             try:
@@ -263,6 +269,26 @@ class DockerApi:
         if errors:
             raise EngineError(f"Docker could not {action}: {errors[-1]}")
         return str(self.call(action, self.api.inspect_image, tag)["Id"])
+
+    def run_once(self, image: str, command: Sequence[str]) -> tuple[int, str]:
+        """Run ``command`` in a container of ``image`` to its end: its exit code and output."""
+        action = f"run {image}"
+        container = self.call(
+            action, self.api.create_container, image, entrypoint=list(command), command=[]
+        )
+        try:
+            self.call(action, self.api.start, container["Id"])
+            result = self.call(action, self.api.wait, container["Id"], timeout=120)
+            output = self.call(action, self.api.logs, container["Id"], stdout=True, stderr=True)
+            return int(result.get("StatusCode", 1)), bytes(output).decode("utf-8", "replace")
+        except EngineError as exc:
+            # It could not even start (no such executable, say): that is its answer.
+            return 127, str(exc)
+        finally:
+            self.remove_container(container["Id"])
+
+    def remove_image(self, ref: str) -> None:
+        self.quietly(f"remove the image {ref}", self.api.remove_image, ref, force=True)
 
     # -- networks ------------------------------------------------------------------------------
 

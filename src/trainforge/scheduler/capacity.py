@@ -198,6 +198,27 @@ def quota_message(instance_type: str, limit: int, used: int, delta: int) -> str:
     )
 
 
+# The least a host gets on one machine shared by many: below this a "host" is no host at all.
+MIN_HOST_CPUS = 0.05
+MIN_HOST_MEMORY_MIB = 128
+
+
+def refuse_if_too_many_hosts(hosts: Hosts, node: Node) -> None:
+    """On one machine every job runs, its hosts capped to equal shares, but not one with more
+    hosts than the machine can give a share worth having (ResourceLimitExceeded, in SageMaker's
+    words, with the number it can)."""
+    limit = max(1, min(int(node.cpus / MIN_HOST_CPUS), node.memory_mib // MIN_HOST_MEMORY_MIB))
+    if len(hosts) <= limit:
+        return
+    types = {h.instance_type for h in hosts.hosts}
+    if len(types) == 1:
+        raise ResourceLimitExceeded(quota_message(types.pop(), limit, 0, len(hosts)))
+    raise ResourceLimitExceeded(
+        f"The instance groups of this job have {len(hosts)} hosts; this machine holds at most "
+        f"{limit} ({node.cpus:g} CPUs, {node.memory_mib} MiB)."
+    )
+
+
 def refuse_if_never_fits(
     hosts: Hosts, nodes: Sequence[Node], in_use: Iterable[str], spread: bool
 ) -> None:

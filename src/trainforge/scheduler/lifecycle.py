@@ -213,10 +213,15 @@ class Lifecycle:
         self, name: str, control: StoreStopControl, poll_seconds: float = 0.5
     ) -> Allocation | None:
         """Allocate a job this worker holds, waiting in Pending while it does not fit; None when
-        it was stopped meanwhile."""
+        it was stopped meanwhile, or has failed because the engine cannot say where it can run."""
         job = self.jobs.get(name)
         assert job is not None
-        planner = self._planner(job)
+        try:
+            planner = self._planner(job)
+        except EngineError as exc:
+            outcome = Outcome.failed(JobFailure.platform(str(exc)))
+            self._end(self.spec(job), outcome)
+            return None
         pending = False
         while not control.stop_requested():
             result = self.jobs.allocate(name, self.owner, self.lease_seconds, planner, claim=False)

@@ -14,6 +14,7 @@ from functools import partial
 
 from trainforge.domain.allocation import Allocation
 from trainforge.domain.records import Schedule
+from trainforge.errors import EngineError
 from trainforge.runtime.report import Outcome, OutcomeKind
 from trainforge.scheduler.lifecycle import Lifecycle, StoreStopControl, finish
 from trainforge.scheduler.reporter import durably
@@ -39,6 +40,7 @@ class Scheduler:
         self._stop = threading.Event()
         self._loop_thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
         self._last_recovery = 0.0
+        self._last_trouble = -60.0
 
     # -- life ----------------------------------------------------------------------------------
 
@@ -113,7 +115,13 @@ class Scheduler:
                 self._pending(job.name, job.secondary_status.value)
                 blocked = True
                 continue
-            result = self.lifecycle.admit(job)
+            try:
+                result = self.lifecycle.admit(job)
+            except EngineError as exc:
+                # The engine cannot say where jobs can run (down, or not a swarm manager): the
+                # jobs stay queued until it can.
+                self._engine_trouble(exc)
+                return
             if result is False:
                 continue
             if not isinstance(result, Allocation):
@@ -121,6 +129,12 @@ class Scheduler:
                 blocked = True
                 continue
             self._start(job.name, result, None)
+
+    def _engine_trouble(self, exc: EngineError) -> None:
+        now = time.monotonic()
+        if now - self._last_trouble >= 60:
+            self._last_trouble = now
+            log.warning("queued jobs wait: %s", exc)
 
     def _pending(self, name: str, secondary: str) -> None:
         if secondary == "Starting":
