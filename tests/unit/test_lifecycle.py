@@ -21,7 +21,7 @@ from trainforge.domain.allocation import Node
 from trainforge.domain.records import QueueState, Schedule
 from trainforge.domain.status import SecondaryStatus
 from trainforge.engines.fake import FakeEngine, HostScript, runs_until_signalled
-from trainforge.errors import StorageCancelled
+from trainforge.errors import EngineError, StorageCancelled
 from trainforge.runtime.dataplane import LocalDataPlane
 from trainforge.runtime.execute import JobRunner, RuntimeConfig
 from trainforge.runtime.report import Phase
@@ -449,3 +449,25 @@ def test_a_claim_of_another_worker_is_left_alone(make_world: Any) -> None:
         "busy", QueueState.CLAIMED, "server:here:1:1", schedule.lease_expires, 1
     )
     assert world.lifecycle("server").recover() == []
+
+
+def test_an_engine_that_cannot_say_where_to_run_fails_trainforge_runs_job(
+    make_world: Any,
+) -> None:
+    world = make_world()
+
+    def no_nodes() -> list[Node]:
+        raise EngineError("Docker could not list the swarm's nodes: not a swarm manager")
+
+    world.nodes = None
+    lifecycle = world.lifecycle("run")
+    lifecycle.placement = Placement(no_nodes, spread=True)
+    world.create("run", "nowhere")
+    lifecycle.hold("nowhere")
+    control = StoreStopControl(world.jobs, "nowhere")
+    assert lifecycle.wait_for_allocation("nowhere", control) is None
+    job = world.jobs.get("nowhere")
+    assert job is not None
+    assert job.failure_reason == (
+        "InternalServerError: Docker could not list the swarm's nodes: not a swarm manager"
+    )
