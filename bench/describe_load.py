@@ -33,8 +33,8 @@ end
 def _populate_store(home: Path, count: int) -> None:
     from trainforge.context import Context
     from trainforge.domain.status import MESSAGES, SecondaryStatus
-    from trainforge.runtime.execute import Outcome, OutcomeKind
-    from trainforge.scheduler.worker import finish
+    from trainforge.runtime.report import Outcome, OutcomeKind
+    from trainforge.scheduler.lifecycle import finish
     from trainforge.settings import load_settings
 
     context = Context(load_settings({"TRAINFORGE_HOME": str(home)}))
