@@ -50,13 +50,24 @@ def _wait_for_status(home: Path, name: str, wanted: str, timeout: float = 60) ->
     raise AssertionError(f"{name} never reached {wanted}")
 
 
-def _wait_for_line(home: Path, name: str, line: str, timeout: float = 60) -> None:
+def _wait_for_line(
+    home: Path,
+    name: str,
+    line: str,
+    run: subprocess.Popen[str] | None = None,
+    timeout: float = 60,
+) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and (run is None or run.poll() is None):
         if line in trainforge(home, "logs", name).stdout.splitlines():
             return
         time.sleep(0.2)
-    raise AssertionError(f"{name} never printed {line!r}")
+    said = ""
+    if run is not None:
+        if run.poll() is None:
+            run.kill()
+        _, said = run.communicate(timeout=30)
+    raise AssertionError(f"{name} never printed {line!r}; trainforge run said:\n{said}")
 
 
 def _start(home: Path, request: dict[str, object], **env: str) -> subprocess.Popen[str]:
@@ -76,7 +87,7 @@ def test_stop_from_another_terminal_uploads_what_the_grace_period_wrote(
     request = script_job(images["busybox"], home, SAVES_ON_TERM)
     name = str(request["TrainingJobName"])
     run = _start(home, request)
-    _wait_for_line(home, name, "ready")
+    _wait_for_line(home, name, "ready", run)
     stop = trainforge(home, "stop", name)
     assert stop.returncode == 0, stop.stderr
     stdout, stderr = run.communicate(timeout=60)
@@ -103,7 +114,7 @@ def test_sigkill_after_the_grace_period(images: dict[str, str], home: Path) -> N
     request = script_job(images["busybox"], home, IGNORES_TERM)
     name = str(request["TrainingJobName"])
     run = _start(home, request, TRAINFORGE_STOP_GRACE_SECONDS="2")
-    _wait_for_line(home, name, "ready")
+    _wait_for_line(home, name, "ready", run)
     stopped_at = time.monotonic()
     assert trainforge(home, "stop", name).returncode == 0
     stdout, _ = run.communicate(timeout=60)
@@ -120,7 +131,7 @@ def test_ctrl_c_on_run_stops_the_job(images: dict[str, str], home: Path) -> None
     request = script_job(images["busybox"], home, SAVES_ON_TERM)
     name = str(request["TrainingJobName"])
     run = _start(home, request)
-    _wait_for_line(home, name, "ready")
+    _wait_for_line(home, name, "ready", run)
     run.send_signal(signal.SIGINT)
     stdout, stderr = run.communicate(timeout=60)
     assert run.returncode == 3, stderr

@@ -247,6 +247,8 @@ def test_the_container_contract_is_the_one_of_one_machine(
         done = wait_for_job(sm, request["TrainingJobName"], timeout=120)
         assert done["SecondaryStatus"] == "MaxRuntimeExceeded", done.get("FailureReason")
         [lines] = messages(server, request["TrainingJobName"]).values()
+        # Removing a job's services and network follows its end: the server must be there.
+        nothing_left(setup, request["TrainingJobName"])
     assert value(lines, "args") == "/opt/ml/input/data/code/train.sh --epochs 3"
     assert value(lines, "hyperparameters") == '{"lr": "0.1"}'
     assert json.loads(value(lines, "inputdataconfig")) == {
@@ -263,7 +265,6 @@ def test_the_container_contract_is_the_one_of_one_machine(
     }
     assert value(lines, "aws").split() == ["AWS_DEFAULT_REGION", "AWS_REGION"]
     assert value(lines, "shared") == "seen by every node"
-    nothing_left(setup, request["TrainingJobName"])
 
 
 FAILS_ON_TWO = (
@@ -424,11 +425,11 @@ def test_a_kill_9_of_the_server_mid_job_is_taken_over(
         logs = messages(server, name)
         assert logs["algo-1"] == ["started", "finished"]
         assert logs["algo-2"] == ["started", "finished"]
+        nothing_left(setup, name)
     assert sorted(archive(setup, bucket, f"out/{name}/output/model.tar.gz")) == [
         "algo-1.txt",
         "algo-2.txt",
     ]
-    nothing_left(setup, name)
 
 
 NODE_THEN_WAIT = """
