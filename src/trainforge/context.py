@@ -36,6 +36,17 @@ from trainforge.store.logs import LogStore
 _NODES_TTL_SECONDS = 2.0
 
 
+def _s3_access_env() -> dict[str, str]:
+    """This process's resolved AWS credentials and S3 endpoint, as environment variables."""
+    from trainforge.storage.s3 import caller_credentials_env
+
+    env = caller_credentials_env()
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        if os.environ.get(name):
+            env[name] = os.environ[name]
+    return env
+
+
 class Context:
     def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
         self.settings = settings
@@ -111,26 +122,15 @@ class Context:
     def agent_env(self) -> Mapping[str, str]:
         """What agents need to reach S3 as this server does: its credentials, region and
         endpoint. Never given to a training container (unless asked, see container_env)."""
-        from trainforge.storage.s3 import caller_credentials_env
-
-        env = caller_credentials_env()
+        env = _s3_access_env()
         env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = self.settings.region
-        for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-            if os.environ.get(name):
-                env[name] = os.environ[name]
         return env
 
     def container_env(self) -> Mapping[str, str]:
         """The caller's AWS credentials, only when the user asked for them to be passed."""
         if not self.settings.pass_aws_credentials:
             return {}
-        from trainforge.storage.s3 import caller_credentials_env
-
-        env = caller_credentials_env()
-        for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-            if os.environ.get(name):
-                env[name] = os.environ[name]
-        return env
+        return _s3_access_env()
 
     def check_inputs(self, name: str, request: dict[str, Any]) -> str | None:
         if self.spans_machines:
