@@ -35,7 +35,7 @@ from trainforge.runtime.jobspec import JobSpec
 from trainforge.runtime.report import Ending, Outcome, OutcomeKind
 from trainforge.scheduler.capacity import plan, refuse_if_never_fits
 from trainforge.scheduler.leases import owner_is_dead
-from trainforge.scheduler.reporter import Echo, JobReporter, durably
+from trainforge.scheduler.reporter import Echo, JobReporter, durably, scraper_of
 from trainforge.store.jobs import JobStore
 from trainforge.store.logs import LogStore
 
@@ -261,7 +261,7 @@ class Lifecycle:
     ) -> TrainingJob:
         job = self.jobs.get(name)
         assert job is not None
-        reporter = JobReporter(self.jobs, self.logs, name, echo)
+        reporter = JobReporter(self.jobs, self.logs, name, echo, scraper_of(job))
         spec = self.spec(job)
         if job.is_terminal:
             return self._release(spec, job)
@@ -296,7 +296,7 @@ class Lifecycle:
         """Carry on with a job a dead worker left running."""
         job = self.jobs.get(name)
         assert job is not None
-        reporter = JobReporter(self.jobs, self.logs, name, echo)
+        reporter = JobReporter(self.jobs, self.logs, name, echo, scraper_of(job))
         refs = self.jobs.hosts(name)
         for ref in refs:
             reporter.attach_stream(ref.host, ref.stream)

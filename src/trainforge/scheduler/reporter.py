@@ -13,10 +13,11 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from trainforge.domain import contract
-from trainforge.domain.records import HostRef
+from trainforge.domain.records import HostRef, TrainingJob
 from trainforge.domain.status import MESSAGES, RUNNING_SECONDARY, SecondaryStatus
 from trainforge.engines.base import LogLine
 from trainforge.errors import StoreFull
+from trainforge.runtime.metric_scraper import MetricScraper
 from trainforge.runtime.report import Ending, Phase
 from trainforge.store.jobs import JobStore
 from trainforge.store.logs import LogStore
@@ -65,12 +66,26 @@ def cloudwatch_message(text: str) -> list[str]:
     return [text[i : i + MAX_EVENT_CHARS] for i in range(0, len(text), MAX_EVENT_CHARS)]
 
 
+def scraper_of(job: TrainingJob) -> MetricScraper | None:
+    """The metric scraper of ``job``'s MetricDefinitions (validated at create time)."""
+    definitions = job.request.get("AlgorithmSpecification", {}).get("MetricDefinitions") or []
+    return MetricScraper(definitions) if definitions else None
+
+
 class JobReporter:
-    def __init__(self, jobs: JobStore, logs: LogStore, job: str, echo: Echo | None = None) -> None:
+    def __init__(
+        self,
+        jobs: JobStore,
+        logs: LogStore,
+        job: str,
+        echo: Echo | None = None,
+        metrics: MetricScraper | None = None,
+    ) -> None:
         self.jobs = jobs
         self.logs = logs
         self.job = job
         self.echo = echo
+        self.metrics = metrics
         self._streams: dict[str, int] = {}
         self._pending_warnings: list[str] = []
         self._lock = threading.Lock()
@@ -129,8 +144,19 @@ class JobReporter:
                 events.append((ts_ms, text))
         if self.echo is not None:
             self.echo(host, [line.text for line in lines])
+        points = (
+            self.metrics.scrape(host, [(ts / 1000, text) for ts, text in events])
+            if self.metrics
+            else []
+        )
         durably(
-            lambda: self.logs.append(stream_id, events, now_ms, cursor=(self.job, host, cursor_ns)),
+            lambda: self.logs.append(
+                stream_id,
+                events,
+                now_ms,
+                cursor=(self.job, host, cursor_ns),
+                metrics=(self.job, points) if points else None,
+            ),
             f"job {self.job}'s log",
         )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from trainforge.domain.metrics import regex_problem
 from trainforge.storage.location import BadLocation, parse_location
 
 _UNSUPPORTED_TOP_LEVEL = {
@@ -47,6 +48,13 @@ def semantic_errors(params: dict[str, Any]) -> str | None:
         )
     if not algo.get("TrainingImage"):
         return "AlgorithmSpecification.TrainingImage must be specified."
+    for index, definition in enumerate(algo.get("MetricDefinitions") or [], start=1):
+        problem = regex_problem(definition["Regex"])
+        if problem:
+            return (
+                f"Value '{definition['Regex']}' at 'algorithmSpecification.metricDefinitions."
+                f"{index}.member.regex' is not a valid regular expression: {problem}."
+            )
     problem = _resource_problem(params.get("ResourceConfig") or {})
     if problem:
         return problem

@@ -12,6 +12,8 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from trainforge.domain.metrics import MetricPoint
+from trainforge.store import metrics as metric_rows
 from trainforge.store.db import Database
 
 
@@ -66,11 +68,16 @@ class LogStore:
         events: Sequence[tuple[int, str]],
         ingestion_ms: int,
         cursor: tuple[str, str, int] | None = None,
+        metrics: tuple[str, Sequence[MetricPoint]] | None = None,
     ) -> None:
-        """Store ``(timestamp_ms, message)`` events; ``cursor`` is (job, host, log_cursor_ns)."""
+        """Store ``(timestamp_ms, message)`` events; ``cursor`` is (job, host, log_cursor_ns);
+        ``metrics`` (job, points) are the metric points scraped from these events, stored in
+        the same transaction."""
         if not events and cursor is None:
             return
         with self.db.write() as conn:
+            if metrics is not None:
+                metric_rows.insert(conn, *metrics)
             if events:
                 conn.executemany(
                     "INSERT INTO log_events (stream_id, timestamp, ingestion_time, message)"

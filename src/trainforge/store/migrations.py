@@ -93,4 +93,19 @@ ALTER TABLE jobs ADD COLUMN terminated_at REAL;
 ALTER TABLE jobs ADD COLUMN terminate_reason TEXT
 """,
     ),
+    (
+        4,
+        """
+CREATE TABLE metric_points (
+    id INTEGER PRIMARY KEY,
+    job TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    source TEXT NOT NULL,
+    host TEXT NOT NULL,
+    timestamp REAL NOT NULL,
+    value REAL NOT NULL
+);
+CREATE INDEX metric_points_series ON metric_points (job, metric, source, timestamp)
+""",
+    ),
 ]
