@@ -21,6 +21,17 @@ HYPERPARAMETERS_JSON = "hyperparameters.json"
 INPUT_DATA_CONFIG_JSON = "inputdataconfig.json"
 RESOURCE_CONFIG_JSON = "resourceconfig.json"
 CHECKPOINT_CONFIG_JSON = "checkpointconfig.json"
+TENSORBOARD_CONFIG_JSON = "tensorboardoutputconfig.json"
+DEBUG_HOOK_CONFIG_JSON = "debughookconfig.json"
+PROFILER_CONFIG_JSON = "profilerconfig.json"
+# Where the directories SageMaker syncs while a job runs live by default (spec §14), and where
+# under the job's output prefix their contents land.
+DEFAULT_TENSORBOARD_PATH = OUTPUT / "tensorboard"
+DEFAULT_DEBUG_PATH = OUTPUT / "tensors"
+DEFAULT_PROFILER_PATH = OUTPUT / "profiler"
+TENSORBOARD_OUTPUT = "tensorboard-output"
+DEBUG_OUTPUT = "debug-output"
+PROFILER_OUTPUT = "profiler-output"
 
 ENV_JOB_NAME = "TRAINING_JOB_NAME"
 ENV_JOB_ARN = "TRAINING_JOB_ARN"

@@ -9,6 +9,8 @@ node, never through the server:
   them itself; in a job of several, every host but the first uploads its trees as a part, and
   then the first merges those parts with its own (later hosts win on a name clash, as on one
   machine) into ``model.tar.gz`` and ``output.tar.gz``, and removes the parts;
+- ``attend`` runs beside the host while it trains (``runtime.attend``: its synced directories
+  copied as they change) until the engine stops the task;
 - ``cleanup`` removes the host's tree (collect does it too, when it is done).
 
 The job comes in ``TRAINFORGE_AGENT_JOB`` (base64 JSON); S3 credentials and endpoint in the
@@ -21,8 +23,10 @@ import base64
 import json
 import os
 import shutil
+import signal
 import sys
 import tarfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,10 +36,12 @@ from typing import Any
 from trainforge.domain.hosts import Host
 from trainforge.errors import Fault, JobFailure, StorageError
 from trainforge.runtime.artifacts import Entry, merged_tree, read_failure, unpack, write_tar_gz
+from trainforge.runtime.attend import HostAttendant, host_components
 from trainforge.runtime.collect import Collector
 from trainforge.runtime.dataplane import prepare_trees
 from trainforge.runtime.jobspec import JobSpec
 from trainforge.runtime.staging import Stager
+from trainforge.runtime.sync import flush_host
 from trainforge.runtime.workspace import HostWorkspace, Workspace
 from trainforge.storage.base import Download, Storage
 from trainforge.storage.local import LocalStore
@@ -45,8 +51,9 @@ RESULT_PREFIX = "TRAINFORGE-AGENT-RESULT "
 ENV_JOB = "TRAINFORGE_AGENT_JOB"
 WORK = Path("/work")
 PARTS_DIR = ".trainforge-parts"
-# The trees a host's part carries, relative to its /opt/ml (checkpoints: its LocalPath).
-PART_TREES = ("model", "output/data", "checkpoints")
+# The trees a host's part carries, relative to its /opt/ml (each host copies its own synced
+# directories, checkpoints among them, to their locations).
+PART_TREES = ("model", "output/data")
 
 
 @dataclass(frozen=True)
@@ -124,10 +131,12 @@ def collect(job: AgentJob, storage: Storage) -> dict[str, Any]:
     try:
         if len(job.spec.hosts) == 1:
             result["warnings"] = Collector(storage, job.spec, job.workspace).upload()
-        elif job.host.index != 1:
-            _upload_part(job, hw, storage)
         else:
-            result["warnings"] = _merge(job, hw, storage)
+            result["warnings"] = flush_host(job.spec, job.workspace, hw, storage)
+            if job.host.index != 1:
+                _upload_part(job, hw, storage)
+            else:
+                result["warnings"] += _merge(job, hw, storage)
     except (StorageError, OSError, tarfile.TarError) as exc:
         result["upload_error"] = str(exc)
     finally:
@@ -158,7 +167,7 @@ def _merge(job: AgentJob, hw: HostWorkspace, storage: Storage) -> list[str]:
         roots.append(HostWorkspace(by_name[name], unpacked))
         storage.store_for(source).delete(source)
     workspace = Workspace(job.root, tuple(sorted(roots, key=lambda r: r.host.index)))
-    return Collector(storage, job.spec, workspace).upload()
+    return Collector(storage, job.spec, workspace, flush_synced=False).upload()
 
 
 def _wait_for(source: Location, storage: Storage, deadline: float) -> None:
@@ -169,6 +178,20 @@ def _wait_for(source: Location, storage: Storage, deadline: float) -> None:
         time.sleep(0.2)
 
 
+def attend(job: AgentJob, storage: Storage) -> dict[str, Any]:
+    """Attend the host until the engine stops this task (SIGTERM): copy its synced
+    directories while it runs. The collect step makes the final flush."""
+    hw = job.workspace.hosts[0]
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    attendant = HostAttendant(
+        job.host.name, host_components(job.spec, job.workspace, hw, storage)
+    ).start()
+    while not stopped.wait(1.0):
+        pass
+    return {"warnings": attendant.stop(timeout=5.0)}
+
+
 def cleanup(job: AgentJob) -> dict[str, Any]:
     shutil.rmtree(job.root, ignore_errors=True)
     return {}
@@ -177,6 +200,7 @@ def cleanup(job: AgentJob) -> dict[str, Any]:
 COMMANDS: dict[str, Callable[[AgentJob, Storage], dict[str, Any]]] = {
     "prepare": prepare,
     "collect": collect,
+    "attend": attend,
     "cleanup": lambda job, storage: cleanup(job),
 }
 

@@ -9,6 +9,7 @@ as on one machine, and the hosts' containers bind-mount them from there.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import PurePosixPath
@@ -18,6 +19,7 @@ from trainforge.domain.allocation import Allocation
 from trainforge.engines.base import AgentTask, Engine, Mount, TaskResult
 from trainforge.errors import EngineError, Fault, JobFailure, StorageCancelled
 from trainforge.runtime import agent
+from trainforge.runtime.attend import needs_attending
 from trainforge.runtime.dataplane import Collected
 from trainforge.runtime.jobspec import JobSpec
 
@@ -127,6 +129,18 @@ class AgentDataPlane:
             return self.node_dir.rstrip("/") + path[len(inside) :]
         return path
 
+    def attend(self, spec: JobSpec, allocation: Allocation | None) -> AgentAttendance:
+        """An ``attend`` agent beside each host, on its node, until the hosts end."""
+        nodes = (
+            {h.host: h.node for h in allocation.hosts}
+            if allocation is not None
+            else self._nodes.get(spec.name, {})
+        )
+        if not needs_attending(spec):
+            nodes = {}
+        tasks = {host: self._task(spec, host, node, "attend") for host, node in nodes.items()}
+        return AgentAttendance(self.engine, tasks, float(spec.max_runtime_seconds) + 3600.0)
+
     def inputs_done(self, spec: JobSpec) -> None:
         """The agents remove a host's whole tree when they collect it."""
 
@@ -179,6 +193,42 @@ class AgentDataPlane:
             {host: self._task(spec, host, node, "cleanup") for host, node in alive.items()},
             COLLECT_SECONDS,
         )
+
+
+class AgentAttendance:
+    """The ``attend`` agents of a job, each run by the engine from a thread of its own."""
+
+    def __init__(self, engine: Engine, tasks: Mapping[str, AgentTask], timeout: float) -> None:
+        self._engine = engine
+        self._stopping = threading.Event()
+        self._warnings: list[str] = []
+        self._threads = [
+            threading.Thread(
+                target=self._run, args=(task, timeout), name=f"attend-{host}", daemon=True
+            )
+            for host, task in tasks.items()
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _run(self, task: AgentTask, timeout: float) -> None:
+        try:
+            done = self._engine.run_task(task, timeout, self._stopping.is_set)
+        except StorageCancelled:
+            return
+        except EngineError as exc:
+            self._warnings.append(f"The agent beside {task.name[7:]} failed: {exc}")
+            return
+        result = _result(done, task)
+        self._warnings += result.get("warnings", [])
+        if not result.get("ok"):
+            self._warnings.append(f"The agent beside {task.name[7:]} failed: {result['reason']}")
+
+    def stop(self) -> list[str]:
+        self._stopping.set()
+        for thread in self._threads:
+            thread.join(60.0)
+        return list(self._warnings)
 
 
 def _index(host: str) -> int:

@@ -1,6 +1,7 @@
 """Uploads what a job produced to ``<S3OutputPath>/<job>/output/`` (spec §6): ``model.tar.gz``
 (or ``model/...`` file by file with CompressionType NONE), ``output.tar.gz`` when
-``/opt/ml/output/data`` holds anything, and the final state of the checkpoint directory.
+``/opt/ml/output/data`` holds anything, and the last changes of the synced directories
+(checkpoints, TensorBoard, debugger and profiler output: ``runtime.sync``).
 """
 
 from __future__ import annotations
@@ -10,16 +11,21 @@ from pathlib import Path
 from trainforge.domain import contract
 from trainforge.runtime.artifacts import Entry, merged_tree, write_tar_gz
 from trainforge.runtime.jobspec import JobSpec
+from trainforge.runtime.sync import flush_host
 from trainforge.runtime.workspace import Workspace
 from trainforge.storage.base import Storage
 from trainforge.storage.location import Location, parse_location
 
 
 class Collector:
-    def __init__(self, storage: Storage, spec: JobSpec, workspace: Workspace) -> None:
+    def __init__(
+        self, storage: Storage, spec: JobSpec, workspace: Workspace, flush_synced: bool = True
+    ) -> None:
         self.storage = storage
         self.spec = spec
         self.workspace = workspace
+        # A host's agent flushes its own synced directories; the merging host must not again.
+        self.flush_synced = flush_synced
 
     def upload(self) -> list[str]:
         """Upload every artifact; returns warnings about what could not be carried over."""
@@ -34,9 +40,9 @@ class Collector:
         output = merged_tree([hw.output_data_dir for hw in self.workspace.hosts], skipped)
         if output:
             self._upload_archive(output, prefix.child(contract.OUTPUT_ARCHIVE))
-        if self.spec.checkpoint is not None:
-            checkpoints = merged_tree([hw.checkpoint_dir for hw in self.workspace.hosts], skipped)
-            warnings += self._upload_files(checkpoints, parse_location(self.spec.checkpoint.uri))
+        if self.flush_synced:
+            for hw in self.workspace.hosts:
+                warnings += flush_host(self.spec, self.workspace, hw, self.storage)
         if skipped:
             warnings.append(
                 "Left out of the artifacts (not regular files or directories): "

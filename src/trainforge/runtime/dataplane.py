@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Protocol
 
 from trainforge.domain import contract
@@ -18,6 +18,7 @@ from trainforge.domain.allocation import Allocation
 from trainforge.engines.base import Mount
 from trainforge.errors import JobFailure, StorageError
 from trainforge.runtime.artifacts import read_failure
+from trainforge.runtime.attend import Attendance, HostAttendant, LocalAttendance, host_components
 from trainforge.runtime.collect import Collector
 from trainforge.runtime.jobspec import JobSpec
 from trainforge.runtime.staging import Stager
@@ -42,6 +43,11 @@ class DataPlane(Protocol):
         """Every host's /opt/ml tree (config files, channels, checkpoints) made ready; returns
         what each host's container mounts. Raises ``JobFailure`` (ClientError for bad input) and
         ``StorageCancelled`` once ``should_stop`` is true."""
+        ...
+
+    def attend(self, spec: JobSpec, allocation: Allocation | None) -> Attendance:
+        """The hosts have started (or a worker took them over): run what must work beside
+        them until they end (``runtime.attend``)."""
         ...
 
     def inputs_done(self, spec: JobSpec) -> None:
@@ -71,9 +77,7 @@ def prepare_trees(
             Mount(str(hw.config_dir), contract.INPUT_CONFIG, True),
             *staged.mounts.get(hw.host.name, []),
         ]
-        if spec.checkpoint is not None:
-            target = PurePosixPath(spec.checkpoint.local_path)
-            binds.append(Mount(str(hw.checkpoint_dir), target, False))
+        binds += [Mount(str(here), target, False) for here, target in hw.synced_mounts(spec)]
         mounts[hw.host.name] = tuple(binds)
     return mounts
 
@@ -96,6 +100,15 @@ class LocalDataPlane:
         except OSError as exc:
             raise JobFailure.platform(f"cannot prepare the job's workspace: {exc}") from exc
         return prepare_trees(self.stager, spec, workspace, should_stop)
+
+    def attend(self, spec: JobSpec, allocation: Allocation | None) -> LocalAttendance:
+        workspace = self.workspace(spec)
+        return LocalAttendance(
+            [
+                HostAttendant(hw.host.name, host_components(spec, workspace, hw, self.storage))
+                for hw in workspace.hosts
+            ]
+        )
 
     def inputs_done(self, spec: JobSpec) -> None:
         shutil.rmtree(self.workspace(spec).channels_dir, ignore_errors=True)

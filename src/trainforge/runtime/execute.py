@@ -251,6 +251,7 @@ class JobRunner:
         pump = LogPump(self.engine, spec.name, reporter.log_lines, self.config.log_flush_seconds)
         for host in hosts:
             pump.follow(host, cursors.get(host, 0))
+        attendance = self.data.attend(spec, allocation)
         watch = GroupWatch(
             self.engine,
             spec.name,
@@ -277,6 +278,8 @@ class JobRunner:
         finally:
             for error in pump.close():
                 reporter.warning(f"Reading the container output failed: {error}")
+            for warning in attendance.stop():
+                reporter.warning(warning)
         self.data.inputs_done(spec)
         outcome = (
             Outcome.failed(failure)

@@ -37,6 +37,16 @@ class CheckpointSpec:
 
 
 @dataclass(frozen=True)
+class SyncedDirSpec:
+    """A directory of the container that is copied to ``uri`` while the job runs (spec §9,
+    §14): the checkpoints, TensorBoard, debugger and profiler output."""
+
+    name: str
+    local_path: str
+    uri: str
+
+
+@dataclass(frozen=True)
 class JobSpec:
     name: str
     arn: str
@@ -56,6 +66,9 @@ class JobSpec:
     checkpoint: CheckpointSpec | None
     network_isolation: bool
     volume_size_gb: int
+    synced: tuple[SyncedDirSpec, ...] = ()
+    # The config files of the synced directories, by file name (spec §1.6).
+    sync_configs: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
     # The request as accepted, for the agents that rebuild this spec on other machines.
     request: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -124,5 +137,59 @@ class JobSpec:
             else None,
             network_isolation=bool(request.get("EnableNetworkIsolation", False)),
             volume_size_gb=int(resource.get("VolumeSizeInGB", 0) or 0),
+            synced=_synced_dirs(name, request),
+            sync_configs=_sync_configs(request),
             request=request,
         )
+
+
+def _under(prefix: str, *parts: str) -> str:
+    return "/".join([prefix.rstrip("/"), *parts])
+
+
+def _synced_dirs(name: str, request: dict[str, Any]) -> tuple[SyncedDirSpec, ...]:
+    found = []
+    checkpoint = request.get("CheckpointConfig")
+    if checkpoint:
+        local = checkpoint.get("LocalPath") or str(contract.DEFAULT_CHECKPOINT_PATH)
+        found.append(SyncedDirSpec("checkpoints", local, checkpoint["S3Uri"]))
+    tensorboard = request.get("TensorBoardOutputConfig")
+    if tensorboard:
+        local = tensorboard.get("LocalPath") or str(contract.DEFAULT_TENSORBOARD_PATH)
+        uri = _under(tensorboard["S3OutputPath"], name, contract.TENSORBOARD_OUTPUT)
+        found.append(SyncedDirSpec("tensorboard", local, uri))
+    debug = request.get("DebugHookConfig")
+    if debug:
+        local = debug.get("LocalPath") or str(contract.DEFAULT_DEBUG_PATH)
+        uri = _under(debug["S3OutputPath"], name, contract.DEBUG_OUTPUT)
+        found.append(SyncedDirSpec("debug", local, uri))
+    profiler = request.get("ProfilerConfig")
+    if profiler and not profiler.get("DisableProfiler"):
+        base = profiler.get("S3OutputPath") or (request.get("OutputDataConfig") or {}).get(
+            "S3OutputPath", ""
+        )
+        uri = _under(base, name, contract.PROFILER_OUTPUT)
+        found.append(SyncedDirSpec("profiler", str(contract.DEFAULT_PROFILER_PATH), uri))
+    return tuple(found)
+
+
+def _sync_configs(request: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The config files SageMaker writes for these features: the API structures, with the
+    local paths' defaults filled in."""
+    configs: dict[str, dict[str, Any]] = {}
+    tensorboard = request.get("TensorBoardOutputConfig")
+    if tensorboard:
+        configs[contract.TENSORBOARD_CONFIG_JSON] = {
+            "LocalPath": str(contract.DEFAULT_TENSORBOARD_PATH),
+            **tensorboard,
+        }
+    debug = request.get("DebugHookConfig")
+    if debug:
+        configs[contract.DEBUG_HOOK_CONFIG_JSON] = {
+            "LocalPath": str(contract.DEFAULT_DEBUG_PATH),
+            **debug,
+        }
+    profiler = request.get("ProfilerConfig")
+    if profiler:
+        configs[contract.PROFILER_CONFIG_JSON] = dict(profiler)
+    return configs

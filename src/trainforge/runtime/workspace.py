@@ -19,13 +19,13 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from trainforge.domain import contract
 from trainforge.domain.hosts import Host
 from trainforge.errors import JobFailure
-from trainforge.runtime.jobspec import ChannelSpec, JobSpec
+from trainforge.runtime.jobspec import ChannelSpec, JobSpec, SyncedDirSpec
 
 _DIR_MODE = 0o755
 _FILE_MODE = 0o644
@@ -115,6 +115,26 @@ class HostWorkspace:
     def checkpoint_dir(self) -> Path:
         return self.root / "checkpoints"
 
+    def synced_dir(self, synced: SyncedDirSpec) -> Path:
+        """Where a synced directory of the container lives on this side: in the host's tree
+        when its LocalPath is under /opt/ml, beside the tree (and mounted) otherwise."""
+        if synced.name == "checkpoints":
+            return self.checkpoint_dir
+        local = PurePosixPath(synced.local_path)
+        if local.is_relative_to(contract.OPT_ML) and local != contract.OPT_ML:
+            return self.root / local.relative_to(contract.OPT_ML)
+        return self.root.parent / f"{self.host.name}.{synced.name}"
+
+    def synced_mounts(self, spec: JobSpec) -> list[tuple[Path, PurePosixPath]]:
+        """(directory here, path in the container) of the synced directories that need a
+        mount of their own (the checkpoints always get one, at their LocalPath)."""
+        mounts = []
+        for synced in spec.synced:
+            here = self.synced_dir(synced)
+            if synced.name == "checkpoints" or not here.is_relative_to(self.root):
+                mounts.append((here, PurePosixPath(synced.local_path)))
+        return mounts
+
 
 @dataclass(frozen=True)
 class Workspace:
@@ -157,8 +177,8 @@ class Workspace:
                 _mkdir(path)
             for channel in channels_for_host(spec, hw.host):
                 _mkdir(channel_directory(hw.data_dir, channel.name))
-            if spec.checkpoint is not None:
-                _mkdir(hw.checkpoint_dir)
+            for synced in spec.synced:
+                _mkdir(hw.synced_dir(synced))
             self._write_config(spec, hw)
 
     @staticmethod
@@ -171,6 +191,7 @@ class Workspace:
         checkpoint = checkpoint_config(spec)
         if checkpoint is not None:
             files[contract.CHECKPOINT_CONFIG_JSON] = checkpoint
+        files.update(spec.sync_configs)
         for name, content in files.items():
             path = hw.config_dir / name
             tmp = path.with_suffix(".tmp")
