@@ -101,6 +101,7 @@ class Context:
             keep_workspaces=self.settings.keep_workspaces,
             log_flush_seconds=self.settings.log_flush_seconds,
             engine_outage_seconds=self.settings.engine_outage_seconds,
+            instance_metrics_seconds=self.settings.instance_metrics_seconds,
             container_env=self.container_env,
         )
         data: DataPlane

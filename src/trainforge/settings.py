@@ -59,6 +59,8 @@ class Settings:
     log_flush_seconds: float = 0.2
     # How long a job waits for an engine that stopped answering (a daemon restarting).
     engine_outage_seconds: float = 60.0
+    # How often each running host's instance metrics (CPU, memory, disk, GPU) are sampled; 0: never.
+    instance_metrics_seconds: float = 10.0
     # A client must send its request headers, and then its body, within these; at most this
     # many connections are open at once.
     http_header_timeout_seconds: float = 10.0
@@ -113,6 +115,7 @@ _FIELDS: dict[str, type] = {
     "heartbeat_seconds": float,
     "log_flush_seconds": float,
     "engine_outage_seconds": float,
+    "instance_metrics_seconds": float,
     "http_header_timeout_seconds": float,
     "http_body_timeout_seconds": float,
     "http_max_connections": int,
@@ -142,6 +145,7 @@ _NOT_NEGATIVE = (
     "heartbeat_seconds",
     "log_flush_seconds",
     "engine_outage_seconds",
+    "instance_metrics_seconds",
     "http_header_timeout_seconds",
     "http_body_timeout_seconds",
     "swarm_place_seconds",

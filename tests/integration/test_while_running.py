@@ -1,8 +1,8 @@
 """What a job shows while it runs, with real containers and a real S3 endpoint: checkpoints,
 TensorBoard, debugger and profiler output reach S3 as they are written (a deletion too), their
 config files are in /opt/ml/input/config, a container killed with SIGKILL leaves every
-checkpoint written before in S3, and the MetricDefinitions of the job become its
-FinalMetricDataList."""
+checkpoint written before in S3, the MetricDefinitions of the job become its
+FinalMetricDataList, and its host's instance metrics are sampled."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ from typing import Any
 import pytest
 
 from tests.support import script_job, start_trainforge, trainforge, write_request
+from trainforge.domain.metrics import MetricSource
+from trainforge.store.db import Database
+from trainforge.store.metrics import MetricStore
 
 pytestmark = pytest.mark.docker
 
@@ -86,7 +89,11 @@ def test_synced_directories_reach_s3_while_the_job_runs_and_survive_a_sigkill(
     ]
     name = str(request["TrainingJobName"])
     run = start_trainforge(
-        home, "run", "--cli-input-json", f"file://{write_request(home, request)}"
+        home,
+        "run",
+        "--cli-input-json",
+        f"file://{write_request(home, request)}",
+        TRAINFORGE_INSTANCE_METRICS_SECONDS="0.5",
     )
     try:
         expected = {
@@ -149,3 +156,16 @@ def test_synced_directories_reach_s3_while_the_job_runs_and_survive_a_sigkill(
         "HookParameters": {"save_interval": "10"},
     }
     assert configs["profilerconfig"] == {"S3OutputPath": f"s3://{bucket}/prof"}
+    # The instance metrics sampled from the engine while the host ran.
+    store = MetricStore(Database(home / "trainforge.db"))
+    instance = {
+        (s.metric, s.host) for s in store.series_names(name) if s.source is MetricSource.INSTANCE
+    }
+    assert instance == {
+        ("CPUUtilization", "algo-1"),
+        ("MemoryUtilization", "algo-1"),
+        ("DiskUtilization", "algo-1"),
+    }
+    for metric, _ in instance:
+        values = [p.value for p in store.points(name, metric, MetricSource.INSTANCE)]
+        assert values and all(0 <= v <= 100 * 64 for v in values), (metric, values)

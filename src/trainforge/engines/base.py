@@ -114,6 +114,17 @@ class HostState:
 
 
 @dataclass(frozen=True)
+class HostUsage:
+    """A host's use of its machine at one moment: the CPU time its container used since it
+    started (cumulative, so two samples give a rate) and its memory against its limit."""
+
+    at: float  # epoch seconds
+    cpu_seconds: float
+    memory_bytes: int
+    memory_limit_bytes: int
+
+
+@dataclass(frozen=True)
 class LogLine:
     ts_ns: int
     text: str
@@ -176,6 +187,11 @@ class Engine(Protocol):
     def logs(self, job: str, host: str, since_ns: int, follow: bool) -> Iterator[LogLine]: ...
 
     def remove(self, job: str) -> None: ...
+
+    def usage(self, job: str) -> dict[str, HostUsage]:
+        """What each running host of ``job`` uses now (hosts that ended are left out). Raises
+        ``NotImplementedError`` when the engine cannot see its hosts' use."""
+        ...
 
     def run_task(
         self, task: AgentTask, timeout: float, should_stop: Callable[[], bool] | None = None

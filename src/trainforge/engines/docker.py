@@ -14,6 +14,7 @@ import contextlib
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ from trainforge.engines.base import (
     AgentTask,
     GroupSpec,
     HostState,
+    HostUsage,
     ImageContents,
     ImageInfo,
     LogLine,
@@ -55,6 +57,23 @@ def host_state(host: str, stream: str, data: dict[str, Any]) -> HostState:
         oom_killed=bool(state.get("OOMKilled")),
         finished_at=None if running else parse_time(state.get("FinishedAt")),
         error=str(state.get("Error") or ""),
+    )
+
+
+def host_usage(data: dict[str, Any]) -> HostUsage | None:
+    """A container's stats as HostUsage; memory as ``docker stats`` shows it (without the
+    page cache it could give back)."""
+    cpu = ((data.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage")
+    memory = data.get("memory_stats") or {}
+    if cpu is None or "usage" not in memory:
+        return None  # the container is not running
+    details = memory.get("stats") or {}
+    cache = details.get("inactive_file", details.get("total_inactive_file", 0))
+    return HostUsage(
+        at=time.time(),
+        cpu_seconds=int(cpu) / 1e9,
+        memory_bytes=max(int(memory["usage"]) - int(cache), 0),
+        memory_limit_bytes=int(memory.get("limit") or 0),
     )
 
 
@@ -154,6 +173,16 @@ class DockerEngine:
                 containers[host] = str(found["Id"])
                 streams[host] = labels.get(STREAM_LABEL, "")
         return containers, streams
+
+    def usage(self, job: str) -> dict[str, HostUsage]:
+        containers, _ = self._find(job)
+        found = {}
+        for host, container_id in containers.items():
+            data = self.docker.stats(container_id)
+            usage = host_usage(data) if data else None
+            if usage is not None:
+                found[host] = usage
+        return found
 
     def states(self, job: str) -> dict[str, HostState]:
         containers, streams = self._find(job)

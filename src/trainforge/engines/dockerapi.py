@@ -524,6 +524,20 @@ class DockerApi:
     def signal(self, container_id: str, signal: str) -> None:
         self.quietly(f"send {signal} to a container", self.api.kill, container_id, signal=signal)
 
+    def stats(self, container_id: str) -> dict[str, Any] | None:
+        """One sample of the container's resource use (no waiting for a second one)."""
+        try:
+            found = self.call(
+                "read a container's use",
+                self.api.stats,
+                container_id,
+                stream=False,
+                one_shot=True,
+            )
+        except Missing:
+            return None
+        return dict(found)
+
     def remove_container(self, container_id: str) -> None:
         self.quietly("remove a container", self.api.remove_container, container_id, force=True)
 

@@ -20,6 +20,7 @@ from trainforge.engines.base import (
     GroupSpec,
     HostContainer,
     HostState,
+    HostUsage,
     ImageContents,
     ImageInfo,
     LogLine,
@@ -40,6 +41,8 @@ class HostScript:
     term_after: float = 0.0  # seconds from SIGTERM to that exit
     lost_after: float | None = None  # its machine goes away this long after the start
     files: Mapping[str, str] = field(default_factory=dict)  # paths under /opt/ml, at exit
+    cpus_busy: float = 1.0  # CPUs it keeps busy while it runs
+    memory_bytes: int = 1 << 30
 
 
 @dataclass
@@ -241,6 +244,23 @@ class FakeEngine:
             if base + i + 1 > since_ns
         ]
         return iter(lines)
+
+    def usage(self, job: str) -> dict[str, HostUsage]:
+        self._check()
+        now = time.time()
+        with self._cond:
+            found = self.jobs.get(job)
+            hosts = list(found.hosts.items()) if found is not None else []
+        return {
+            name: HostUsage(
+                at=now,
+                cpu_seconds=(now - host.started_ns / 1e9) * host.script.cpus_busy,
+                memory_bytes=host.script.memory_bytes,
+                memory_limit_bytes=host.spec.limits.memory_bytes or 4 << 30,
+            )
+            for name, host in hosts
+            if not host.finished and not host.lost
+        }
 
     def remove(self, job: str) -> None:
         self.calls.append((time.time(), "remove", job))

@@ -33,6 +33,7 @@ from trainforge.engines.base import (
     AgentTask,
     GroupSpec,
     HostState,
+    HostUsage,
     ImageContents,
     ImageInfo,
     LogLine,
@@ -329,6 +330,11 @@ class SwarmEngine:
             if not running:
                 return
             time.sleep(0.5)
+
+    def usage(self, job: str) -> dict[str, HostUsage]:
+        # A manager cannot read the containers of other nodes; an agent beside each host
+        # would have to (not done yet).
+        raise NotImplementedError("a Swarm manager cannot read its nodes' container stats")
 
     def remove(self, job: str) -> None:
         labels = self._labels(job)

@@ -12,7 +12,7 @@ import json
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from trainforge.domain.allocation import Allocation
@@ -140,6 +140,9 @@ class AgentDataPlane:
             nodes = {}
         tasks = {host: self._task(spec, host, node, "attend") for host, node in nodes.items()}
         return AgentAttendance(self.engine, tasks, float(spec.max_runtime_seconds) + 3600.0)
+
+    def disk_path(self, spec: JobSpec, host: str) -> Path | None:
+        return None  # on the host's node, out of this process's sight
 
     def inputs_done(self, spec: JobSpec) -> None:
         """The agents remove a host's whole tree when they collect it."""

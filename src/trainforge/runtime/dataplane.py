@@ -50,6 +50,10 @@ class DataPlane(Protocol):
         them until they end (``runtime.attend``)."""
         ...
 
+    def disk_path(self, spec: JobSpec, host: str) -> Path | None:
+        """A path on the disk that holds ``host``'s tree, where this process can see it."""
+        ...
+
     def inputs_done(self, spec: JobSpec) -> None:
         """Every container has exited: the staged inputs can go (they are the bulk of a job's
         disk, and a full disk must not wait for the upload)."""
@@ -109,6 +113,9 @@ class LocalDataPlane:
                 for hw in workspace.hosts
             ]
         )
+
+    def disk_path(self, spec: JobSpec, host: str) -> Path | None:
+        return self.jobs_dir
 
     def inputs_done(self, spec: JobSpec) -> None:
         shutil.rmtree(self.workspace(spec).channels_dir, ignore_errors=True)

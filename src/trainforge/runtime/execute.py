@@ -37,6 +37,7 @@ from trainforge.errors import (
 )
 from trainforge.runtime.dataplane import DataPlane
 from trainforge.runtime.image_checks import image_warnings
+from trainforge.runtime.instance_metrics import InstanceSampler
 from trainforge.runtime.jobspec import JobSpec
 from trainforge.runtime.logpump import LogPump
 from trainforge.runtime.report import (
@@ -63,6 +64,7 @@ class RuntimeConfig:
     keep_workspaces: bool = False
     log_flush_seconds: float = 0.2
     engine_outage_seconds: float = 60.0
+    instance_metrics_seconds: float = 10.0
     container_env: Callable[[], Mapping[str, str]] = dict
 
 
@@ -252,6 +254,14 @@ class JobRunner:
         for host in hosts:
             pump.follow(host, cursors.get(host, 0))
         attendance = self.data.attend(spec, allocation)
+        sampler = InstanceSampler(
+            self.engine,
+            spec.name,
+            self.config.instance_metrics_seconds,
+            reporter.metrics,
+            lambda host: self.data.disk_path(spec, host),
+            {h.host: h.gpu_ids for h in allocation.hosts} if allocation is not None else {},
+        ).start()
         watch = GroupWatch(
             self.engine,
             spec.name,
@@ -276,6 +286,7 @@ class JobRunner:
                 watch.kill_now()
             raise
         finally:
+            sampler.stop()
             for error in pump.close():
                 reporter.warning(f"Reading the container output failed: {error}")
             for warning in attendance.stop():

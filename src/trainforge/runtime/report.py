@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from trainforge.domain.metrics import MetricPoint
 from trainforge.engines.base import ImageContents, LogLine
 from trainforge.errors import JobFailure
 
@@ -73,6 +74,10 @@ class Reporter(Protocol):
     def log_lines(self, host: str, lines: list[LogLine], cursor_ns: int) -> None: ...
 
     def warning(self, text: str) -> None: ...
+
+    def metrics(self, points: list[MetricPoint]) -> None:
+        """Instance metric points sampled while the hosts run."""
+        ...
 
     def terminating(self, ending: Ending, at: float) -> None:
         """The containers were sent SIGTERM at ``at`` (epoch seconds) for ``ending``; kept so a

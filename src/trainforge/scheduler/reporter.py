@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from trainforge.domain import contract
+from trainforge.domain.metrics import MetricPoint
 from trainforge.domain.records import HostRef, TrainingJob
 from trainforge.domain.status import MESSAGES, RUNNING_SECONDARY, SecondaryStatus
 from trainforge.engines.base import LogLine
@@ -21,6 +22,7 @@ from trainforge.runtime.metric_scraper import MetricScraper
 from trainforge.runtime.report import Ending, Phase
 from trainforge.store.jobs import JobStore
 from trainforge.store.logs import LogStore
+from trainforge.store.metrics import MetricStore
 
 # CloudWatch Logs caps an event at 256 KiB including 26 bytes of overhead.
 MAX_EVENT_CHARS = 256 * 1024 - 26
@@ -79,13 +81,14 @@ class JobReporter:
         logs: LogStore,
         job: str,
         echo: Echo | None = None,
-        metrics: MetricScraper | None = None,
+        scraper: MetricScraper | None = None,
     ) -> None:
         self.jobs = jobs
         self.logs = logs
         self.job = job
         self.echo = echo
-        self.metrics = metrics
+        self.scraper = scraper
+        self.metric_store = MetricStore(logs.db)
         self._streams: dict[str, int] = {}
         self._pending_warnings: list[str] = []
         self._lock = threading.Lock()
@@ -145,8 +148,8 @@ class JobReporter:
         if self.echo is not None:
             self.echo(host, [line.text for line in lines])
         points = (
-            self.metrics.scrape(host, [(ts / 1000, text) for ts, text in events])
-            if self.metrics
+            self.scraper.scrape(host, [(ts / 1000, text) for ts, text in events])
+            if self.scraper
             else []
         )
         durably(
@@ -173,6 +176,9 @@ class JobReporter:
         durably(
             lambda: self.logs.append(stream_id, [(now_ms, line)], now_ms), f"job {self.job}'s log"
         )
+
+    def metrics(self, points: list[MetricPoint]) -> None:
+        durably(lambda: self.metric_store.append(self.job, points), f"job {self.job}'s metrics")
 
     def terminating(self, ending: Ending, at: float) -> None:
         durably(
