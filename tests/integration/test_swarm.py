@@ -292,27 +292,65 @@ def test_a_failing_host_stops_the_others_and_gives_its_reason(
 SAVES_ON_TERM = (
     PEERS.format(n=2)
     + """
-trap 'echo got-sigterm; hostname > /opt/ml/model/saved-$(hostname).txt; exit 0' TERM
+trap 'echo got-sigterm; hostname > /opt/ml/model/saved-$(hostname).txt;
+      hostname > /opt/ml/checkpoints/late-$(hostname); exit 0' TERM
+hostname > /opt/ml/checkpoints/early-$(hostname)
+hostname > /opt/ml/output/tensorboard/events-$(hostname)
 echo ready
 while true; do sleep 0.1; done
 """
 )
 
 
-def test_stop_reaches_every_host_and_what_they_saved_is_uploaded(
+def keys(setup: SwarmSetup, bucket: str, prefix: str) -> dict[str, bytes]:
+    s3 = setup.s3()
+    found = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+    return {
+        o["Key"][len(prefix) :]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
+        for o in found
+    }
+
+
+def test_stop_reaches_every_host_and_what_they_saved_is_uploaded_and_synced(
     setup: SwarmSetup, server: RunningServer, bucket: str
 ) -> None:
-    request = script_job(setup, bucket, SAVES_ON_TERM, hosts=2)
+    ckpt = f"ckpt-{uuid.uuid4().hex[:6]}/"
+    request = script_job(
+        setup,
+        bucket,
+        SAVES_ON_TERM,
+        hosts=2,
+        CheckpointConfig={"S3Uri": f"s3://{bucket}/{ckpt}"},
+        TensorBoardOutputConfig={"S3OutputPath": f"s3://{bucket}/tb"},
+    )
     name = request["TrainingJobName"]
     sm = server.client("sagemaker")
     sm.create_training_job(**request)
     every_host_printed(server, name, ("algo-1", "algo-2"), "ready")
+    # The agents beside the hosts copy what they write while they run, from their nodes.
+    early = {"early-algo-1": b"algo-1\n", "early-algo-2": b"algo-2\n"}
+    tensorboard = {"events-algo-1": b"algo-1\n", "events-algo-2": b"algo-2\n"}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (
+        keys(setup, bucket, ckpt) != early
+        or keys(setup, bucket, f"tb/{name}/tensorboard-output/") != tensorboard
+    ):
+        time.sleep(0.3)
+    assert keys(setup, bucket, ckpt) == early
+    assert keys(setup, bucket, f"tb/{name}/tensorboard-output/") == tensorboard
+    assert sm.describe_training_job(TrainingJobName=name)["TrainingJobStatus"] == "InProgress"
     sm.stop_training_job(TrainingJobName=name)
     done = wait_for_job(sm, name, timeout=120)
     assert done["SecondaryStatus"] == "Stopped"
     assert archive(setup, bucket, f"out/{name}/output/model.tar.gz") == {
         "saved-algo-1.txt": b"algo-1\n",
         "saved-algo-2.txt": b"algo-2\n",
+    }
+    # What each host wrote in the grace period, by the final flush on its node.
+    assert keys(setup, bucket, ckpt) == {
+        **early,
+        "late-algo-1": b"algo-1\n",
+        "late-algo-2": b"algo-2\n",
     }
     nothing_left(setup, name)
 
