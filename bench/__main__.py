@@ -16,7 +16,17 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import archive, burst, describe_load, footprint, loglatency, noop, staging, swarm
+from bench import (
+    archive,
+    burst,
+    describe_load,
+    footprint,
+    loglatency,
+    noop,
+    staging,
+    swarm,
+    while_running,
+)
 from bench.common import ROOT, Row
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[Row]]] = {
@@ -30,6 +40,8 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[Row]]] = {
     "log-latency": lambda a: [loglatency.log_latency()],
     "footprint": lambda a: footprint.footprint(),
     "swarm": lambda a: swarm.swarm_rows(max(3, a.runs // 2)),
+    "metric-scraping": lambda a: [while_running.scrape_throughput()],
+    "checkpoint-sync": lambda a: [while_running.checkpoint_overhead(max(3, a.runs // 2))],
 }
 
 

@@ -6,12 +6,15 @@ float is skipped.
 Forty regexes over every line of a chatty job would cost more than the job's logging itself, so
 each regex is first reduced to a literal it cannot match without (the longest run of plain
 characters at its top level, read from Python's own regex parser). A batch of lines is joined
-once; a regex whose literal is nowhere in the batch is skipped for the whole batch, and otherwise
-runs only on the lines that hold the literal. A regex with no such literal runs on every line.
+once, the literal is looked for in the whole batch with ``str.find``, and the regex runs only on
+the lines where it was found: the cost follows the metric lines, not the log's length. A regex
+with no such literal runs on every line.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -66,24 +69,41 @@ class MetricScraper:
         it)``, in line order."""
         if not self._definitions or not lines:
             return []
-        joined = "\n".join(text for _, text in lines)
+        texts = [text for _, text in lines]
+        joined = "\n".join(texts)
+        # Where each line starts in ``joined``: a literal found there maps back to its line.
+        starts = [0, *itertools.accumulate(len(t) + 1 for t in texts)]
         found: list[tuple[int, int, MetricPoint]] = []
         for order, definition in enumerate(self._definitions):
-            literal = definition.literal
-            if literal is not None and literal not in joined:
-                continue
             search = definition.regex.search
-            for index, (ts, text) in enumerate(lines):
-                if literal is not None and literal not in text:
-                    continue
-                match = search(text)
+            for index in self._candidates(definition.literal, joined, starts, len(texts)):
+                match = search(texts[index])
                 if match is None:
                     continue
                 value = _value(match)
                 if value is not None:
-                    found.append((index, order, MetricPoint(definition.name, host, ts, value)))
+                    point = MetricPoint(definition.name, host, lines[index][0], value)
+                    found.append((index, order, point))
         found.sort(key=lambda item: (item[0], item[1]))
         return [point for _, _, point in found]
+
+    @staticmethod
+    def _candidates(
+        literal: str | None, joined: str, starts: list[int], count: int
+    ) -> Iterable[int]:
+        """The lines a regex can match: those holding its literal (found by ``str.find`` over
+        the whole batch, one hit per line), or every line when it has none."""
+        if literal is None:
+            return range(count)
+        if "\n" in literal:
+            return ()  # no line holds a line break
+        found = []
+        at = joined.find(literal)
+        while at >= 0:
+            index = bisect.bisect_right(starts, at) - 1
+            found.append(index)
+            at = joined.find(literal, starts[index + 1])
+        return found
 
 
 def _value(match: re.Match[str]) -> float | None:
