@@ -6,16 +6,19 @@ FinalMetricDataList, and its host's instance metrics are sampled."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import subprocess
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support import script_job, start_trainforge, trainforge, write_request
+from tests.support import run_job, script_job, start_trainforge, trainforge, write_request
 from trainforge.domain.metrics import MetricSource
 from trainforge.store.db import Database
 from trainforge.store.metrics import MetricStore
@@ -169,3 +172,79 @@ def test_synced_directories_reach_s3_while_the_job_runs_and_survive_a_sigkill(
     for metric, _ in instance:
         values = [p.value for p in store.points(name, metric, MetricSource.INSTANCE)]
         assert values and all(0 <= v <= 100 * 64 for v in values), (metric, values)
+
+
+_ISOLATION_REPORT = """\
+echo "creds ${AWS_ACCESS_KEY_ID:-none} ${AWS_SECRET_ACCESS_KEY:-none}"
+iface=$(sed 's/.*"network_interface_name": *"\\([^"]*\\)".*/\\1/' \\
+    /opt/ml/input/config/resourceconfig.json)
+if [ -e "/sys/class/net/$iface" ]; then echo "iface $iface exists"; else echo "iface $iface missing"; fi
+if timeout 3 nc {outside} </dev/null >/dev/null 2>&1; then echo "outside reached"; else echo "outside unreached"; fi
+if [ "$(hostname)" != algo-1 ]; then
+  timeout 60 nc -l -p 9000 >/dev/null; exit 0  # until algo-1 has reached this host
+fi
+for h in $(seq 2 {hosts}); do
+  i=0; until ping -c1 -W1 algo-$h >/dev/null 2>&1 || [ $i -ge 30 ]; do i=$((i+1)); sleep 0.3; done
+  if ping -c1 -W1 algo-$h >/dev/null 2>&1; then echo "peer algo-$h reached"; fi
+  i=0; until echo bye | nc algo-$h 9000 2>/dev/null || [ $i -ge 60 ]; do i=$((i+1)); sleep 0.5; done
+done
+"""
+
+
+@contextlib.contextmanager
+def _listener() -> Iterator[str]:
+    """A TCP port of this machine, on the address containers use to reach it."""
+    bridge = json.loads(
+        subprocess.run(
+            ["docker", "network", "inspect", "bridge"], capture_output=True, text=True, check=True
+        ).stdout
+    )[0]
+    device = bridge["Options"].get("com.docker.network.bridge.name", "docker0")
+    address = subprocess.run(
+        ["ip", "-4", "-o", "addr", "show", device], capture_output=True, text=True, check=True
+    ).stdout.split()
+    gateway = address[address.index("inet") + 1].split("/")[0]
+    with socket.socket() as server:
+        server.bind((gateway, 0))
+        server.listen(16)
+        server.settimeout(0.2)
+        done = threading.Event()
+
+        def answer() -> None:
+            # Accept and close at once: a client that got through sees the end and exits.
+            while not done.is_set():
+                with contextlib.suppress(OSError):
+                    server.accept()[0].close()
+
+        thread = threading.Thread(target=answer, daemon=True)
+        thread.start()
+        try:
+            yield f"{gateway} {server.getsockname()[1]}"
+        finally:
+            done.set()
+            thread.join(5)
+
+
+@pytest.mark.parametrize(("hosts", "isolated"), [(2, True), (1, True), (1, False)])
+def test_network_isolation_gives_no_credentials_and_no_route_out_but_the_peers(
+    images: dict[str, str], home: Path, hosts: int, isolated: bool
+) -> None:
+    with _listener() as outside:
+        script = _ISOLATION_REPORT.replace("{outside}", outside).replace("{hosts}", str(hosts))
+        request = script_job(images["busybox"], home, script)
+        request["ResourceConfig"]["InstanceCount"] = hosts
+        request["EnableNetworkIsolation"] = isolated
+        result = run_job(home, request, TRAINFORGE_PASS_AWS_CREDENTIALS="true")
+    assert result.status == "Completed", result.stderr
+    log = trainforge(home, "logs", str(request["TrainingJobName"])).stdout
+    # Lines of a job of several hosts come as "algo-i | line".
+    lines = [line.split(" | ", 1)[-1] for line in log.splitlines()]
+    assert lines.count("iface eth0 exists") == hosts, lines
+    assert all(f"peer algo-{i} reached" in lines for i in range(2, hosts + 1)), lines
+    if isolated:
+        assert lines.count("creds none none") == hosts, lines
+        assert lines.count("outside unreached") == hosts, lines
+    else:
+        # The opt-in reaches a container that is not isolated, and so does the way out.
+        assert "creds testing testing-secret" in lines, lines
+        assert "outside reached" in lines, lines

@@ -1,7 +1,8 @@
 """The local Docker engine: every host of a job is a container on one Docker engine, the
 single-machine case of the contract in ``engines.base``. Hosts of a multi-host job share a
 bridge network of the job's own (internal with network isolation) on which each answers to its
-``algo-i`` name; a single host gets the default bridge, or no network at all when isolated.
+``algo-i`` name; a single host gets the default bridge, or an internal network of its own
+when isolated (its interface exists, as resourceconfig.json says, with no route out).
 
 Containers carry labels (job, host, log stream, and the trainforge home they belong to), which is
 how a restarted worker finds them again. One thread per running container waits on it, so
@@ -122,11 +123,13 @@ class DockerEngine:
     def start(self, group: GroupSpec) -> None:
         multi = len(group.hosts) > 1
         labels = self._labels(group.job)
-        if multi:
+        # An isolated host alone still gets a network of its own, internal (no route out):
+        # resourceconfig.json names its interface, which must exist.
+        if multi or group.isolated:
             network = f"trainforge-{group.job}-{secrets.token_hex(3)}"
             self.docker.create_network(network, labels, internal=group.isolated)
         else:
-            network = "none" if group.isolated else "bridge"
+            network = "bridge"
         started: dict[str, str] = {}
         try:
             for host in group.hosts:

@@ -304,6 +304,13 @@ class DockerApi:
         existing = self.call(action, self.api.networks, names=[name])
         if any(n.get("Name") == name for n in existing):
             return
+        options = {}
+        if internal and driver == "bridge":
+            # An internal bridge still gives the machine an address on it, and traffic to the
+            # machine's own addresses is never forwarded, so an internal network alone leaves
+            # every service of the machine reachable. Without that address the containers
+            # reach only each other.
+            options["com.docker.network.bridge.inhibit_ipv4"] = "true"
         self.call(
             action,
             self.api.create_network,
@@ -312,6 +319,7 @@ class DockerApi:
             labels=dict(labels),
             internal=internal,
             attachable=attachable,
+            options=options or None,
             check_duplicate=True,
         )
 

@@ -233,7 +233,9 @@ class JobRunner:
             contract.ENV_REGION: spec.region,
             contract.ENV_DEFAULT_REGION: spec.region,
         }
-        env.update(self.config.container_env())
+        if not spec.network_isolation:
+            # An isolated container gets no AWS credentials, whatever was asked (spec §14).
+            env.update(self.config.container_env())
         env.update(spec.environment)
         return env
 
