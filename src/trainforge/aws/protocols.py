@@ -107,7 +107,7 @@ class AwsJson:
         headers = [
             ("content-type", self._content_type(service)),
             ("x-amzn-requestid", request_id),
-            ("x-amzn-errortype", error_code(error, service)),
+            ("x-amzn-errortype", kind),
             *extra,
         ]
         return Response(error.status, headers, dumps({"__type": kind, "message": error.message}))
