@@ -24,7 +24,13 @@ from trainforge.store.metrics import MetricStore
 PROTOCOLS = ("smithy-rpc-v2-cbor", "json", "query")
 
 
-def cloudwatch_client(url: str, protocol: str, models: Path, **config: Any) -> Any:
+def cloudwatch_client(
+    url: str,
+    protocol: str,
+    models: Path,
+    credentials: tuple[str, str] | None = None,
+    **config: Any,
+) -> Any:
     model = create_loader().load_service_model("cloudwatch", "service-2")
     model["metadata"]["protocols"] = [protocol]
     model["metadata"]["protocol"] = protocol
@@ -34,7 +40,10 @@ def cloudwatch_client(url: str, protocol: str, models: Path, **config: Any) -> A
     (version / "service-2.json").write_text(json.dumps(model))
     session = botocore.session.get_session()
     session.get_component("data_loader").search_paths.insert(0, str(where))
-    client = boto3.Session(botocore_session=session).client(
+    keys = {}
+    if credentials is not None:
+        keys = {"aws_access_key_id": credentials[0], "aws_secret_access_key": credentials[1]}
+    client = boto3.Session(botocore_session=session, **keys).client(
         "cloudwatch",
         endpoint_url=url,
         region_name="us-east-1",
