@@ -168,9 +168,11 @@ def _head(out: bytearray, major: int, argument: int) -> None:
     elif argument < 1 << 32:
         out.append(major << 5 | 26)
         out += argument.to_bytes(4, "big")
-    else:
+    elif argument < 1 << 64:
         out.append(major << 5 | 27)
         out += argument.to_bytes(8, "big")
+    else:
+        raise ValueError("CBOR integers without a tag end at 64 bits")
 
 
 def _write(out: bytearray, value: Any) -> None:
