@@ -258,6 +258,15 @@ def test_get_metric_data_order_labels_and_pages(service: MetricsService) -> None
     [
         ({"EndTime": T0}, "The parameter StartTime must not equal parameter EndTime."),
         ({"EndTime": T0 - 60}, "The parameter EndTime must be greater than StartTime."),
+        ({"MaxDatapoints": 0}, "The parameter MaxDatapoints must be greater than 0."),
+        (
+            {
+                "MetricDataQueries": [
+                    query(f"m{i}", "loss", {"Name": "x", "Value": "y"}, "Sum") for i in range(501)
+                ]
+            },
+            "The collection MetricDataQueries must not have a size greater than 500.",
+        ),
         (
             {"MetricDataQueries": [{"Id": "e1", "Expression": "SUM(METRICS())"}]},
             "The parameter MetricDataQueries.member.1.Expression is not supported: trainforge "

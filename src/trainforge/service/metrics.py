@@ -38,6 +38,7 @@ from trainforge.service import statistics
 from trainforge.store.metrics import MetricStore, SeriesName
 
 MAX_STATISTICS_DATAPOINTS = 1440
+MAX_METRIC_DATA_QUERIES = 500
 DEFAULT_MAX_DATAPOINTS = 100_800
 LIST_PAGE_SIZE = 500
 RECENTLY_ACTIVE_SECONDS = 3 * 3600
@@ -158,6 +159,8 @@ class MetricsService:
         unit = params.get("Unit")
         if series is not None and unit is not None and unit != series.unit:
             series = None
+        if series is None:
+            return {"Label": metric, "Datapoints": []}
         values = self._values(series, first, params["EndTime"])
         datapoints = []
         for stamp, group in statistics.bucket(values, first, params["EndTime"], period):
@@ -168,7 +171,6 @@ class MetricsService:
                 point["ExtendedStatistics"] = {
                     name: statistics.compute(name, group) for name in extended
                 }
-            assert series is not None
             point["Unit"] = series.unit
             datapoints.append(point)
         return {"Label": metric, "Datapoints": datapoints}
@@ -184,6 +186,13 @@ class MetricsService:
         if start > end:
             raise MetricsValidationError("The parameter EndTime must be greater than StartTime.")
         queries: list[dict[str, Any]] = params["MetricDataQueries"]
+        if len(queries) > MAX_METRIC_DATA_QUERIES:
+            raise MetricsValidationError(
+                f"The collection MetricDataQueries must not have a size greater than "
+                f"{MAX_METRIC_DATA_QUERIES}."
+            )
+        if params.get("MaxDatapoints", 1) < 1:
+            raise MetricsValidationError("The parameter MaxDatapoints must be greater than 0.")
         for index, query in enumerate(queries, start=1):
             self._check_query(index, query, queries)
         offset = _decode_token(params.get("NextToken"))
