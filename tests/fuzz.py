@@ -1,4 +1,4 @@
-"""Hypothesis strategies for hostile AWS JSON and RPC v2 CBOR requests, driven by the botocore
+"""Hypothesis strategies for hostile AWS JSON, RPC v2 CBOR and query requests, driven by the botocore
 models: for any operation of the SageMaker, CloudWatch Logs and CloudWatch models, a body built from its input shape with
 values mutated into the wrong types, nulls, numbers no type holds, oversized strings and lists,
 unknown members and deep nesting; and raw bodies, targets, methods, paths and headers that no
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from functools import cache
 from typing import Any
+from urllib.parse import urlencode
 
 import botocore.session
 from botocore.model import ListShape, MapShape, ServiceModel, Shape, StructureShape
@@ -214,3 +215,41 @@ def cbor_request(draw: st.DrawFn) -> tuple[str, dict[str, str], bytes]:
             )
         )
     return path, headers, body
+
+
+def _flatten(value: Any, prefix: str, out: list[tuple[str, str]]) -> None:
+    """A value as query-protocol pairs, the way a careless client might write it."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _flatten(item, f"{prefix}.{key}" if prefix else str(key), out)
+    elif isinstance(value, list):
+        if not value:
+            out.append((prefix, ""))
+        for index, item in enumerate(value, start=1):
+            _flatten(item, f"{prefix}.member.{index}", out)
+    elif value is not None:
+        out.append((prefix, json.dumps(value) if isinstance(value, bool) else str(value)))
+
+
+@st.composite
+def query_request(draw: st.DrawFn) -> bytes:
+    """The form body of one query-protocol request to CloudWatch."""
+    operations = model("cloudwatch").operation_names
+    name = draw(st.one_of(st.sampled_from(SERVED["cloudwatch"]), st.sampled_from(operations)))
+    shape = model("cloudwatch").operation_model(name).input_shape
+    kind = draw(st.integers(min_value=0, max_value=9))
+    if kind == 9:
+        return draw(st.binary(max_size=200))
+    pairs: list[tuple[str, str]] = [("Action", name), ("Version", "2010-08-01")]
+    if shape is not None and kind < 7:
+        _flatten(draw(_right_value(shape, 0)), "", pairs)
+    else:
+        keys = st.sampled_from(["Dimensions.member.1", "Statistics.member.x", "a..b", ".", ""])
+        pairs += draw(
+            st.lists(
+                st.tuples(st.one_of(keys, st.text(max_size=20)), st.text(max_size=20)), max_size=8
+            )
+        )
+    if draw(st.integers(min_value=0, max_value=9)) == 0:
+        pairs = pairs[1:]
+    return urlencode(pairs, encoding="utf-8", errors="surrogatepass").encode()
