@@ -303,3 +303,26 @@ def test_signed_requests_in_every_protocol(tmp_path: Path) -> None:
                 bad.list_metrics(Namespace=NS)
             assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
             assert caught.value.response["Error"]["Code"] == "InvalidSignatureException"
+
+
+def test_timestamp_text_no_parser_reads_is_a_validation_error(
+    job: tuple[RunningServer, str],
+) -> None:
+    server, _ = job
+    body = {
+        "Namespace": NS,
+        "MetricName": "m",
+        "StartTime": "1000000000000",
+        "EndTime": T0,
+        "Period": 60,
+        "Statistics": ["Sum"],
+    }
+    status, headers, answer = server.raw(
+        "GraniteServiceVersion20100801.GetMetricStatistics", json.dumps(body)
+    )
+    assert (status, headers["x-amzn-query-error"]) == (400, "ValidationError;Sender")
+    assert answer == {
+        "__type": "ValidationError",
+        "message": "1 validation error detected: Value '1000000000000' at 'startTime' failed to "
+        "satisfy constraint: Member must be of type Timestamp",
+    }

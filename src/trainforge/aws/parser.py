@@ -125,7 +125,8 @@ def _timestamps(shape: Shape | None, value: Any) -> Any:
         if isinstance(value, str):
             try:
                 return parse_timestamp(value).timestamp()
-            except (ValueError, TypeError, OverflowError):
+            except (ValueError, TypeError, OverflowError, RuntimeError):
+                # botocore raises RuntimeError for an epoch string past its timezone tables.
                 return value  # left for the validator to refuse
     return value
 
