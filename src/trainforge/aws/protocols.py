@@ -210,7 +210,8 @@ def select(request: HttpRequest) -> Wire:
     if request.path.startswith(RPC_V2_PREFIX):
         return RPC_V2_CBOR
     content_type = request.headers.get("content-type", "")
-    if content_type.startswith("application/x-www-form-urlencoded"):
+    form = content_type.startswith("application/x-www-form-urlencoded")
+    if form and "x-amz-target" not in request.headers:
         from trainforge.aws.query import QUERY  # imports this module
 
         return QUERY

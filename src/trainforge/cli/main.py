@@ -209,7 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "describe": "DescribeTrainingJob",
             "list": "ListTrainingJobs",
             "logs": "GetLogEvents",
-            "metrics": "GetMetricData",
+            # A job that is not there is what fails most: Describe says so first.
+            "metrics": "DescribeTrainingJob",
             "stop": "StopTrainingJob",
         }[args.command]
         try:
