@@ -1,5 +1,5 @@
-"""Hypothesis strategies for hostile AWS JSON requests, driven by the botocore models: for any
-operation of the SageMaker and CloudWatch Logs models, a body built from its input shape with
+"""Hypothesis strategies for hostile AWS JSON, RPC v2 CBOR and query requests, driven by the botocore
+models: for any operation of the SageMaker, CloudWatch Logs and CloudWatch models, a body built from its input shape with
 values mutated into the wrong types, nulls, numbers no type holds, oversized strings and lists,
 unknown members and deep nesting; and raw bodies, targets, methods, paths and headers that no
 SDK would send. Used by tests/api/test_fuzz.py (bounded) and ``make fuzz`` (10,000 requests)."""
@@ -9,14 +9,20 @@ from __future__ import annotations
 import json
 from functools import cache
 from typing import Any
+from urllib.parse import urlencode
 
 import botocore.session
 from botocore.model import ListShape, MapShape, ServiceModel, Shape, StructureShape
 from hypothesis import strategies as st
 
+from trainforge.aws import cbor
 from trainforge.aws.spec import IMPLEMENTED
 
-SERVICES = {"sagemaker": "SageMaker", "logs": "Logs_20140328"}
+SERVICES = {
+    "sagemaker": "SageMaker",
+    "logs": "Logs_20140328",
+    "cloudwatch": "GraniteServiceVersion20100801",
+}
 SERVED = {service: sorted(names) for service, names in IMPLEMENTED.items()}
 MAX_DEPTH = 6
 # What a header can carry at all (http.client sends latin-1).
@@ -50,6 +56,7 @@ NASTY: list[Any] = [
     "f/99999999999999999999999999",
     "b/-1",
     "1e999",
+    "1000000000000",
     "2026-13-45T99:99:99Z",
     "Infinity",
 ]
@@ -171,3 +178,79 @@ def api_request(draw: st.DrawFn) -> tuple[str, dict[str, str], bytes]:
         else draw(st.sampled_from(["/x", "//", "/?a=b", "/ping/x"]))
     )
     return path, headers, body
+
+
+@st.composite
+def cbor_request(draw: st.DrawFn) -> tuple[str, dict[str, str], bytes]:
+    """(path, headers, body) of one RPC v2 CBOR request to CloudWatch."""
+    operations = model("cloudwatch").operation_names
+    name = draw(st.one_of(st.sampled_from(SERVED["cloudwatch"]), st.sampled_from(operations)))
+    shape = model("cloudwatch").operation_model(name).input_shape
+    body_kind = draw(st.integers(min_value=0, max_value=9))
+    if shape is not None and body_kind < 7:
+        params = draw(_right_value(shape, 0))
+        if draw(st.booleans()) and isinstance(params, dict) and "StartTime" in params:
+            stamp = params["StartTime"]
+            if isinstance(stamp, int | float) and not isinstance(stamp, bool):
+                params["StartTime"] = cbor.Epoch(stamp)
+        try:
+            body = cbor.encode(params)
+        except ValueError:  # an integer past 64 bits: sent as a bignum (tag 2)
+            body = b"\xc2\x49" + b"\x01" * 9
+    elif body_kind == 7:
+        body = draw(st.binary(max_size=200))
+    elif body_kind == 8:
+        depth = draw(st.integers(min_value=30, max_value=3000))
+        body = b"\x81" * depth + b"\x00"
+    else:
+        whole = cbor.encode({"Namespace": "n", "Dimensions": [{"Name": "a", "Value": "b"}]})
+        body = whole[: draw(st.integers(min_value=0, max_value=len(whole)))]
+    headers = {"Content-Type": "application/cbor", "smithy-protocol": "rpc-v2-cbor"}
+    if draw(st.integers(min_value=0, max_value=9)) == 0:
+        del headers["smithy-protocol"]
+    path = f"/service/GraniteServiceVersion20100801/operation/{name}"
+    if draw(st.integers(min_value=0, max_value=9)) == 0:
+        path = draw(
+            st.sampled_from(
+                ["/service/", "/service/x/operation/y", "/service//operation/", path + "/x"]
+            )
+        )
+    return path, headers, body
+
+
+def _flatten(value: Any, prefix: str, out: list[tuple[str, str]]) -> None:
+    """A value as query-protocol pairs, the way a careless client might write it."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _flatten(item, f"{prefix}.{key}" if prefix else str(key), out)
+    elif isinstance(value, list):
+        if not value:
+            out.append((prefix, ""))
+        for index, item in enumerate(value, start=1):
+            _flatten(item, f"{prefix}.member.{index}", out)
+    elif value is not None:
+        out.append((prefix, json.dumps(value) if isinstance(value, bool) else str(value)))
+
+
+@st.composite
+def query_request(draw: st.DrawFn) -> bytes:
+    """The form body of one query-protocol request to CloudWatch."""
+    operations = model("cloudwatch").operation_names
+    name = draw(st.one_of(st.sampled_from(SERVED["cloudwatch"]), st.sampled_from(operations)))
+    shape = model("cloudwatch").operation_model(name).input_shape
+    kind = draw(st.integers(min_value=0, max_value=9))
+    if kind == 9:
+        return draw(st.binary(max_size=200))
+    pairs: list[tuple[str, str]] = [("Action", name), ("Version", "2010-08-01")]
+    if shape is not None and kind < 7:
+        _flatten(draw(_right_value(shape, 0)), "", pairs)
+    else:
+        keys = st.sampled_from(["Dimensions.member.1", "Statistics.member.x", "a..b", ".", ""])
+        pairs += draw(
+            st.lists(
+                st.tuples(st.one_of(keys, st.text(max_size=20)), st.text(max_size=20)), max_size=8
+            )
+        )
+    if draw(st.integers(min_value=0, max_value=9)) == 0:
+        pairs = pairs[1:]
+    return urlencode(pairs, encoding="utf-8", errors="surrogatepass").encode()

@@ -23,6 +23,7 @@ from trainforge.runtime.staging import Stager
 from trainforge.scheduler.capacity import refuse_if_never_fits, refuse_if_too_many_hosts
 from trainforge.scheduler.lifecycle import Lifecycle, Placement
 from trainforge.service.logs import LogsService
+from trainforge.service.metrics import MetricsService
 from trainforge.service.semantics import local_path_problem
 from trainforge.service.training_jobs import TrainingJobService
 from trainforge.settings import Settings
@@ -32,6 +33,7 @@ from trainforge.store.db import Database
 from trainforge.store.images import ImageProbeStore
 from trainforge.store.jobs import JobStore
 from trainforge.store.logs import LogStore
+from trainforge.store.metrics import MetricStore
 
 _NODES_TTL_SECONDS = 2.0
 
@@ -217,6 +219,10 @@ class Context:
         return LogsService(self.logs, self.settings.region, self.settings.account_id)
 
     @functools.cached_property
+    def metrics_service(self) -> MetricsService:
+        return MetricsService(MetricStore(self.db))
+
+    @functools.cached_property
     def dispatcher(self) -> Dispatcher:
         return Dispatcher(self.handlers())
 
@@ -234,5 +240,8 @@ class Context:
             ("logs", "DescribeLogStreams"): self.logs_service.describe_log_streams,
             ("logs", "GetLogEvents"): self.logs_service.get_log_events,
             ("logs", "FilterLogEvents"): self.logs_service.filter_log_events,
+            ("cloudwatch", "GetMetricStatistics"): self.metrics_service.get_metric_statistics,
+            ("cloudwatch", "GetMetricData"): self.metrics_service.get_metric_data,
+            ("cloudwatch", "ListMetrics"): self.metrics_service.list_metrics,
         }
         return handlers

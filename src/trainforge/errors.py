@@ -88,6 +88,28 @@ class RequestEntityTooLarge(ServiceError):
     status = 413
 
 
+# CloudWatch's errors carry the codes of its query protocol (the models' ``error.code``), which
+# every protocol it speaks reports to clients (x-amzn-query-error).
+class MetricsInvalidParameterValue(ServiceError):
+    code = "InvalidParameterValue"
+
+
+class MetricsMissingParameter(ServiceError):
+    code = "MissingParameter"
+
+
+class MetricsInvalidParameterCombination(ServiceError):
+    code = "InvalidParameterCombination"
+
+
+class MetricsValidationError(ServiceError):
+    code = "ValidationError"
+
+
+class MetricsInvalidNextToken(ServiceError):
+    code = "InvalidNextToken"
+
+
 class Fault(enum.StrEnum):
     """Whose fault a failed job is; the value is the FailureReason prefix SageMaker uses."""
 

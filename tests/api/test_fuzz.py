@@ -10,6 +10,7 @@ import json
 import os
 from collections.abc import Iterator
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 from botocore.auth import SigV4Auth
@@ -18,8 +19,9 @@ from botocore.credentials import Credentials
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.fuzz import api_request, header_text
+from tests.fuzz import api_request, cbor_request, header_text, query_request
 from tests.server_support import RunningServer, start_server
+from trainforge.aws import cbor
 
 EXAMPLES = int(os.environ.get("TRAINFORGE_FUZZ_EXAMPLES", "400"))
 KEY = ("AKIDFUZZ", "fuzz-secret")
@@ -123,6 +125,63 @@ def test_mutated_requests_never_get_a_5xx(server: RunningServer) -> None:
     finally:
         connection.close()
     assert connection.count >= EXAMPLES
+    still_answers(server)
+
+
+def test_mutated_cbor_requests_never_get_a_5xx(server: RunningServer) -> None:
+    connection = Connection(server.port)
+
+    @settings(
+        max_examples=max(EXAMPLES // 4, 50),
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(cbor_request())
+    def one(request: tuple[str, dict[str, str], bytes]) -> None:
+        path, headers, body = request
+        status, answer_headers, data = connection.send("POST", path, headers, body)
+        assert status < 500, (status, data[:500])
+        assert answer_headers["smithy-protocol"] == "rpc-v2-cbor"
+        answer = cbor.decode(data)
+        if status >= 400:
+            assert isinstance(answer.get("__type"), str) and answer["__type"], answer
+            assert isinstance(answer.get("message"), str) and answer["message"], answer
+
+    try:
+        one()
+    finally:
+        connection.close()
+    still_answers(server)
+
+
+def test_mutated_query_requests_never_get_a_5xx(server: RunningServer) -> None:
+    connection = Connection(server.port)
+    headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+
+    @settings(
+        max_examples=max(EXAMPLES // 4, 50),
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(query_request())
+    def one(body: bytes) -> None:
+        status, answer_headers, data = connection.send("POST", "/", headers, body)
+        assert status < 500, (status, data[:500])
+        root = ElementTree.fromstring(data)
+        if status >= 400:
+            assert root.tag.endswith("ErrorResponse"), data[:500]
+            code = root.find("./{*}Error/{*}Code")
+            message = root.find("./{*}Error/{*}Message")
+            assert code is not None and code.text, data[:500]
+            assert message is not None and message.text, data[:500]
+            assert answer_headers["x-amzn-requestid"]
+
+    try:
+        one()
+    finally:
+        connection.close()
     still_answers(server)
 
 

@@ -1,11 +1,12 @@
-"""AWS JSON 1.1 requests → (service, operation, params).
+"""AWS JSON 1.1 and 1.0 requests → (service, operation, params).
 
 ``X-Amz-Target`` names the operation (``SageMaker.CreateTrainingJob``,
-``Logs_20140328.GetLogEvents``); the body is the input shape as JSON. Timestamps arrive as epoch
-numbers (boto3 sends integer seconds, other SDKs fractions) or ISO 8601 strings; they leave here as
-float epoch seconds. A member sent as ``null`` is absent, as AWS treats it. Bodies nested deeper
-than any shape of the models, and the non-JSON numbers ``NaN`` and ``Infinity``, are refused as
-serialization errors before anything walks them. This module knows shapes only.
+``Logs_20140328.GetLogEvents``, ``GraniteServiceVersion20100801.ListMetrics``); the body is the
+input shape as JSON. Timestamps arrive as epoch numbers (boto3 sends integer seconds, other SDKs
+fractions) or ISO 8601 strings; they leave here as float epoch seconds. A member sent as ``null``
+is absent, as AWS treats it. Bodies nested deeper than any shape of the models, and the non-JSON
+numbers ``NaN`` and ``Infinity``, are refused as serialization errors before anything walks them.
+This module knows shapes only.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from trainforge.errors import SerializationError, UnknownOperation
 
 @functools.cache
 def _target_prefixes() -> dict[str, str]:
-    return {spec.target_prefix(name): name for name in (spec.SAGEMAKER, spec.LOGS)}
+    return {spec.target_prefix(name): name for name in spec.IMPLEMENTED}
 
 
 @dataclass(frozen=True)
@@ -124,14 +125,20 @@ def _timestamps(shape: Shape | None, value: Any) -> Any:
         if isinstance(value, str):
             try:
                 return parse_timestamp(value).timestamp()
-            except (ValueError, TypeError, OverflowError):
+            except (ValueError, TypeError, OverflowError, RuntimeError):
+                # botocore raises RuntimeError for an epoch string past its timezone tables.
                 return value  # left for the validator to refuse
     return value
 
 
 def parse(target: str | None, body: bytes) -> Call:
     service, operation = parse_target(target)
-    params = parse_body(body)
+    return call_for(service, operation, parse_body(body))
+
+
+def call_for(service: str, operation: str, params: dict[str, Any]) -> Call:
+    """The call of already decoded ``params`` (from any protocol), timestamps as epoch seconds
+    and ``null`` members dropped."""
     shape = spec.operation(service, operation).input_shape
     if shape is None:
         return Call(service, operation, {k: v for k, v in params.items() if v is not None})

@@ -14,7 +14,7 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from trainforge.aws import spec
 from trainforge.aws.parser import Call
@@ -61,6 +61,15 @@ def error_response(error: ServiceError, request_id: str) -> Response:
     )
 
 
+class Encoder(Protocol):
+    """A wire protocol's way of answering (``trainforge.aws.protocols``); without one, a call is
+    answered in AWS JSON 1.1."""
+
+    def success(self, call: Call, result: dict[str, Any], request_id: str) -> Response: ...
+
+    def failure(self, error: ServiceError, request_id: str, service: str | None) -> Response: ...
+
+
 class Dispatcher:
     def __init__(self, handlers: Mapping[tuple[str, str], Handler]) -> None:
         self._handlers = dict(handlers)
@@ -80,25 +89,35 @@ class Dispatcher:
         self.validate(service_name, operation_name, params)
         return handler(params)
 
-    def respond(self, call: Call, request_id: str | None = None) -> Response:
+    def respond(
+        self, call: Call, request_id: str | None = None, encoder: Encoder | None = None
+    ) -> Response:
         request_id = request_id or str(uuid.uuid4())
+
+        def fail(error: ServiceError) -> Response:
+            if encoder is not None:
+                return encoder.failure(error, request_id, call.service)
+            return error_response(error, request_id)
+
         try:
             result = self.call(call.service, call.operation, call.params)
+            if encoder is not None:
+                return encoder.success(call, result, request_id)
             shape = spec.operation(call.service, call.operation).output_shape
             body = dumps(to_wire(shape, result))
         except ServiceError as exc:
-            return error_response(exc, request_id)
+            return fail(exc)
         except StoreFull as exc:
             log.warning("request %s (%s.%s): %s", request_id, call.service, call.operation, exc)
-            unavailable = ServiceUnavailable(
-                "trainforge cannot store this request: the disk of its job store is full. "
-                "Reads still work; try again once there is space."
+            return fail(
+                ServiceUnavailable(
+                    "trainforge cannot store this request: the disk of its job store is full. "
+                    "Reads still work; try again once there is space."
+                )
             )
-            return error_response(unavailable, request_id)
         except Exception:
             log.exception("request %s (%s.%s) failed", request_id, call.service, call.operation)
-            failure = InternalFailure(f"An internal error occurred. Request id: {request_id}")
-            return error_response(failure, request_id)
+            return fail(InternalFailure(f"An internal error occurred. Request id: {request_id}"))
         return Response(
             200, [("content-type", CONTENT_TYPE), ("x-amzn-requestid", request_id)], body
         )

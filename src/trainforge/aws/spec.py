@@ -1,4 +1,5 @@
-"""The SageMaker and CloudWatch Logs service models, loaded from botocore once and cached.
+"""The SageMaker, CloudWatch Logs and CloudWatch service models, loaded from botocore once and
+cached.
 
 botocore's SageMaker model is large (loading it costs about 0.2 s, paid by every ``trainforge``
 command). Only the shapes reachable from the operations trainforge implements are kept: that
@@ -23,6 +24,7 @@ from botocore.model import OperationModel, ServiceModel, Shape
 
 SAGEMAKER = "sagemaker"
 LOGS = "logs"
+CLOUDWATCH = "cloudwatch"
 
 SAGEMAKER_OPERATIONS = frozenset(
     {
@@ -37,7 +39,12 @@ SAGEMAKER_OPERATIONS = frozenset(
     }
 )
 LOGS_OPERATIONS = frozenset({"DescribeLogStreams", "GetLogEvents", "FilterLogEvents"})
-IMPLEMENTED = {SAGEMAKER: SAGEMAKER_OPERATIONS, LOGS: LOGS_OPERATIONS}
+CLOUDWATCH_OPERATIONS = frozenset({"GetMetricStatistics", "GetMetricData", "ListMetrics"})
+IMPLEMENTED = {
+    SAGEMAKER: SAGEMAKER_OPERATIONS,
+    LOGS: LOGS_OPERATIONS,
+    CLOUDWATCH: CLOUDWATCH_OPERATIONS,
+}
 _CACHE_FORMAT = 1
 
 
@@ -117,3 +124,23 @@ def shape(service_name: str, name: str) -> Shape:
 
 def target_prefix(service_name: str) -> str:
     return str(service_model(service_name).metadata["targetPrefix"])
+
+
+def json_version(service_name: str) -> str:
+    """The AWS JSON protocol version the service speaks: "1.1" (SageMaker, Logs) or "1.0"."""
+    return str(service_model(service_name).metadata.get("jsonVersion", "1.1"))
+
+
+def query_compatible(service_name: str) -> bool:
+    """Whether the service once spoke the query protocol, and so answers errors with the query
+    error code in ``x-amzn-query-error`` (CloudWatch)."""
+    return "awsQueryCompatible" in service_model(service_name).metadata
+
+
+def error_shape_name(service_name: str, code: str) -> str | None:
+    """The modelled error shape whose (query-protocol) code is ``code``: ``InvalidParameterValue``
+    → ``InvalidParameterValueException``; None when the model has no such error."""
+    for error in service_model(service_name).error_shapes:
+        if (error.metadata.get("error", {}).get("code") or error.name) == code:
+            return str(error.name)
+    return None

@@ -42,7 +42,7 @@ class RemoteClient:
         config = Config(signature_version=UNSIGNED) if session.get_credentials() is None else None
         self._clients = {
             service: session.client(service, endpoint_url=url, region_name=region, config=config)
-            for service in ("sagemaker", "logs")
+            for service in ("sagemaker", "logs", "cloudwatch")
         }
 
     def call(self, service: str, operation: str, params: dict[str, Any]) -> dict[str, Any]:

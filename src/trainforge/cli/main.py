@@ -1,7 +1,8 @@
-"""The ``trainforge`` command: run, describe, list, logs, stop, serve.
+"""The ``trainforge`` command: run, describe, list, logs, metrics, stop, serve.
 
-``describe``, ``list``, ``logs`` and ``stop`` talk to the server named by TRAINFORGE_SERVER_URL
-when one is configured, and to the local store otherwise; ``run`` always runs the job itself.
+``describe``, ``list``, ``logs``, ``metrics`` and ``stop`` talk to the server named by
+TRAINFORGE_SERVER_URL when one is configured, and to the local store otherwise; ``run`` always
+runs the job itself.
 """
 
 from __future__ import annotations
@@ -60,6 +61,13 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("name")
     logs.add_argument(
         "-f", "--follow", action="store_true", help="keep printing until the job ends"
+    )
+    metrics = sub.add_parser(
+        "metrics", help="a job's metrics (CloudWatch): last value, points, last time per series"
+    )
+    metrics.add_argument("name")
+    metrics.add_argument(
+        "--json", action="store_true", help="print every series with its points, as JSON"
     )
     stop = sub.add_parser(
         "stop", help="StopTrainingJob: SIGTERM, then SIGKILL after the grace period"
@@ -170,7 +178,7 @@ def _streams(client: Client, name: str) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command in ("describe", "list", "logs"):
+    if args.command in ("describe", "list", "logs", "metrics"):
         # `trainforge list | head` should end quietly, as Unix tools do.
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
@@ -201,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "describe": "DescribeTrainingJob",
             "list": "ListTrainingJobs",
             "logs": "GetLogEvents",
+            # A job that is not there is what fails most: Describe says so first.
+            "metrics": "DescribeTrainingJob",
             "stop": "StopTrainingJob",
         }[args.command]
         try:
@@ -210,6 +220,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return cmd_list(client, args)
             if args.command == "logs":
                 return cmd_logs(client, args.name, args.follow)
+            if args.command == "metrics":
+                from trainforge.cli.metrics import cmd_metrics
+
+                return cmd_metrics(client, args.name, args.json)
             client.call("sagemaker", "StopTrainingJob", {"TrainingJobName": args.name})
             return 0
         except ServiceError as exc:

@@ -1,7 +1,8 @@
-"""The HTTP wiring: one ASGI application with one endpoint, ``POST /``, as SageMaker and
-CloudWatch Logs have, plus ``GET /ping`` for health checks. It reads the request, verifies its
-signature when access keys are configured, and hands it to the dispatcher; everything about the
-wire format lives in ``trainforge.aws``.
+"""The HTTP wiring: one ASGI application with the endpoints of SageMaker, CloudWatch Logs and
+CloudWatch (``POST /`` for AWS JSON and query requests, ``POST /service/...`` for RPC v2 CBOR),
+plus ``GET /ping`` for health checks. It reads the request, verifies its signature when access
+keys are configured, and hands it to the dispatcher; everything about the wire format lives in
+``trainforge.aws`` (``protocols.select`` says which protocol a request speaks).
 
 Parsing, validation and the handlers run on worker threads, so one large or slow request never
 holds up the others; only a small DescribeTrainingJob is answered on the event loop, since a
@@ -19,13 +20,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from trainforge.aws.auth import IncomingRequest, SigV4Verifier
-from trainforge.aws.parser import parse
+from trainforge.aws.protocols import HttpRequest, select, service_hint
 from trainforge.aws.skeleton import Dispatcher, Response, error_response
 from trainforge.errors import (
     InternalFailure,
     RequestEntityTooLarge,
     ServiceError,
-    UnknownOperation,
 )
 
 Scope = MutableMapping[str, Any]
@@ -146,9 +146,10 @@ class ApiApp:
         self, scope: Scope, method: str, path: str, headers: dict[str, str], body: bytes
     ) -> Response:
         request_id = str(uuid.uuid4())
+        request = HttpRequest(method, path, headers, body)
+        protocol = select(request)
         try:
-            if method != "POST" or path != "/":
-                raise UnknownOperation(f"{method} {path} is not an operation of this service.")
+            protocol.route(request)
             if self.verifier is not None:
                 self.verifier.verify(
                     IncomingRequest(
@@ -159,11 +160,11 @@ class ApiApp:
                         body=body,
                     )
                 )
-            call = parse(headers.get("x-amz-target"), body)
+            call = protocol.parse(request)
         except ServiceError as exc:
-            return error_response(exc, request_id)
+            return protocol.failure(exc, request_id, service_hint(request))
         except Exception:
             log.exception("request %s could not be read", request_id)
             failure = InternalFailure(f"An internal error occurred. Request id: {request_id}")
-            return error_response(failure, request_id)
-        return self.dispatcher.respond(call, request_id)
+            return protocol.failure(failure, request_id, service_hint(request))
+        return self.dispatcher.respond(call, request_id, protocol)

@@ -122,3 +122,28 @@ class MetricStore:
             MetricPoint(r[0], r[1], r[2], r[3], MetricSource(r[4]))
             for r in self.db.read().execute(sql, args)
         ]
+
+    def series_last_seen(
+        self, job: str | None = None, metric: str | None = None
+    ) -> list[tuple[SeriesName, float]]:
+        """The series ``series_names`` lists, each with the time of its newest point."""
+        sql = (
+            "SELECT job, metric, source,"
+            " CASE source WHEN 'instance' THEN host ELSE NULL END AS series_host,"
+            " MAX(timestamp) FROM metric_points"
+        )
+        where: list[str] = []
+        args: list[object] = []
+        if job is not None:
+            where.append("job = ?")
+            args.append(job)
+        if metric is not None:
+            where.append("metric = ?")
+            args.append(metric)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " GROUP BY job, metric, source, series_host ORDER BY job, metric, series_host"
+        return [
+            (SeriesName(r[0], r[1], MetricSource(r[2]), r[3]), float(r[4]))
+            for r in self.db.read().execute(sql, args)
+        ]
