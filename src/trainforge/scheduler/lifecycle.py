@@ -9,7 +9,8 @@ claim → lease → allocate → execute → finish → release.
   all other claimed jobs hold, so workers sharing a home never hand out the same GPU. The server
   claims and allocates together (a job that does not fit stays queued); ``trainforge run`` waits
   for its allocation in Pending.
-- execute: ``runtime.execute.JobRunner`` runs (or resumes) the job and returns its outcome.
+- execute: ``runtime.execute.JobRunner`` runs (or resumes) the job and returns its outcome; a
+  spot interruption or a retried platform fault runs it again on fresh hosts (``attempts``).
 - finish: the outcome becomes the job's terminal status (``finish``), waiting out a full disk.
 - release: containers, network and trees are removed, and the claim is let go.
 """
@@ -17,7 +18,9 @@ claim → lease → allocate → execute → finish → release.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -27,13 +30,21 @@ from functools import partial
 from trainforge.domain.allocation import Allocation, Node
 from trainforge.domain.hosts import hosts_of
 from trainforge.domain.records import Schedule, TrainingJob
-from trainforge.domain.status import MESSAGES, SecondaryStatus, TransitionNotAllowed
+from trainforge.domain.status import (
+    INTERRUPTIBLE_SECONDARY,
+    MESSAGES,
+    SecondaryStatus,
+    TransitionNotAllowed,
+)
 from trainforge.engines.base import Engine
 from trainforge.errors import EngineError, JobFailure, ResourceLimitExceeded
 from trainforge.runtime.execute import JobRunner, Resume
 from trainforge.runtime.jobspec import JobSpec
 from trainforge.runtime.report import Ending, Outcome, OutcomeKind
+from trainforge.scheduler.attempts import Next, next_step, queue_expiry, remaining_runtime
+from trainforge.scheduler.attempts import retry_message as _retry_message
 from trainforge.scheduler.capacity import plan, refuse_if_never_fits
+from trainforge.scheduler.control import StoreStopControl
 from trainforge.scheduler.leases import owner_is_dead
 from trainforge.scheduler.reporter import Echo, JobReporter, durably, scraper_of
 from trainforge.store.jobs import JobStore
@@ -62,38 +73,30 @@ def finish(jobs: JobStore, name: str, outcome: Outcome) -> TrainingJob:
         jobs.transition(name, SecondaryStatus.STOPPING, MESSAGES["stopping"])
     if outcome.kind is OutcomeKind.MAX_RUNTIME:
         return jobs.transition(name, SecondaryStatus.MAX_RUNTIME_EXCEEDED, MESSAGES["max_runtime"])
+    if outcome.kind is OutcomeKind.MAX_WAIT:
+        return jobs.transition(name, SecondaryStatus.MAX_WAIT_TIME_EXCEEDED, MESSAGES["max_wait"])
     return jobs.transition(name, SecondaryStatus.STOPPED, MESSAGES["stopped"])
 
 
-class StoreStopControl:
-    """Polls the store for a stop request, at most every ``interval`` seconds."""
+def expire_if_waited_too_long(jobs: JobStore, job: TrainingJob, now: float) -> bool:
+    """End a job still waiting for capacity past MaxPendingTimeInSeconds or its spot
+    MaxWaitTimeInSeconds: Stopping, then Stopped or MaxWaitTimeExceeded. True when it ended."""
+    expiry = queue_expiry(job, now)
+    if expiry is None:
+        return False
 
-    def __init__(self, jobs: JobStore, name: str, interval: float = 0.25) -> None:
-        self.jobs = jobs
-        self.name = name
-        self.interval = interval
-        self._checked = 0.0
-        self._requested = False
-        self._event = threading.Event()
-        self._lock = threading.Lock()
+    def end() -> None:
+        moved = jobs.transition(
+            job.name,
+            SecondaryStatus.STOPPING,
+            MESSAGES["stopping"],
+            only_from=(SecondaryStatus.STARTING, SecondaryStatus.PENDING),
+        )
+        if moved.secondary_status is SecondaryStatus.STOPPING:
+            jobs.transition(job.name, expiry.status, expiry.message)
 
-    def request(self) -> None:
-        """An in-process stop (Ctrl-C, or the server's own StopTrainingJob): no polling delay."""
-        self._event.set()
-
-    def stop_requested(self) -> bool:
-        if self._event.is_set() or self._requested:
-            return True
-        with self._lock:
-            now = time.monotonic()
-            if now - self._checked >= self.interval:
-                self._checked = now
-                self._requested = self.jobs.stop_requested(self.name)
-        return self._requested
-
-    def wait(self, seconds: float) -> None:
-        """Sleep, waking early for an in-process stop."""
-        self._event.wait(seconds)
+    durably(end, f"job {job.name}'s end")
+    return True
 
 
 class LeaseKeeper:
@@ -132,6 +135,13 @@ class LeaseKeeper:
         self._thread.join(timeout=5)
 
 
+def _settled(outcome: Outcome) -> Outcome:
+    """An interruption the job cannot start again after (it is being stopped) ends it Stopped."""
+    if outcome.kind is OutcomeKind.INTERRUPTED:
+        return Outcome(OutcomeKind.STOPPED, exit_codes=outcome.exit_codes)
+    return outcome
+
+
 GONE_REASON = (
     "The trainforge process running this job stopped, and the job's containers are gone "
     "({detail}). Create the job again to rerun it."
@@ -158,6 +168,7 @@ class Lifecycle:
         lease_seconds: float,
         heartbeat_seconds: float,
         region: str,
+        interruptions_per_hour: float = 0.0,
     ) -> None:
         self.jobs = jobs
         self.logs = logs
@@ -167,6 +178,7 @@ class Lifecycle:
         self.owner = owner
         self.lease_seconds = lease_seconds
         self.region = region
+        self.interruptions_per_hour = interruptions_per_hour
         self.keeper = LeaseKeeper(jobs, owner, lease_seconds, heartbeat_seconds)
 
     def close(self) -> None:
@@ -224,6 +236,8 @@ class Lifecycle:
             return None
         pending = False
         while not control.stop_requested():
+            if expire_if_waited_too_long(self.jobs, job, time.time()):
+                return None
             result = self.jobs.allocate(name, self.owner, self.lease_seconds, planner, claim=False)
             if isinstance(result, Allocation):
                 return result
@@ -270,25 +284,132 @@ class Lifecycle:
             return self._end(spec, Outcome(OutcomeKind.STOPPED))
         for warning in allocation.warnings:
             reporter.warning(warning)
+        control.arm(job, self.interruptions_per_hour)
+        outcome = self._attempt(spec, allocation, reporter, control, first=True)
+        return self._end(spec, self._go_on(spec, allocation, reporter, control, outcome))
+
+    def _attempt(
+        self,
+        spec: JobSpec,
+        allocation: Allocation,
+        reporter: JobReporter,
+        control: StoreStopControl,
+        first: bool,
+    ) -> Outcome:
+        name = spec.name
         try:
-            durably(
-                lambda: self.jobs.transition(
-                    name,
-                    SecondaryStatus.STARTING,
-                    MESSAGES["preparing"],
-                    only_from=(SecondaryStatus.STARTING, SecondaryStatus.PENDING),
-                ),
-                f"job {name}'s status",
-            )
-            outcome = self.runner.run(spec, allocation, reporter, control)
+            if first:
+                durably(
+                    lambda: self.jobs.transition(
+                        name,
+                        SecondaryStatus.STARTING,
+                        MESSAGES["preparing"],
+                        only_from=(SecondaryStatus.STARTING, SecondaryStatus.PENDING),
+                    ),
+                    f"job {name}'s status",
+                )
+            return self.runner.run(spec, allocation, reporter, control)
         except TransitionNotAllowed:
-            outcome = Outcome(OutcomeKind.STOPPED)
+            return Outcome(OutcomeKind.STOPPED)
         except Exception as exc:
             log.exception("job %s: running it failed", name)
-            outcome = Outcome.failed(
+            return Outcome.failed(
                 JobFailure.platform(f"trainforge failed running the job: {exc!r}")
             )
-        return self._end(spec, outcome)
+
+    # -- more attempts: spot restarts and retries ------------------------------------------
+
+    def _go_on(
+        self,
+        spec: JobSpec,
+        allocation: Allocation | None,
+        reporter: JobReporter,
+        control: StoreStopControl,
+        outcome: Outcome,
+    ) -> Outcome:
+        """Run the job again on fresh hosts for as long as its attempts end in a spot
+        interruption or a platform fault that RetryStrategy retries; the last outcome."""
+        while True:
+            job = self.jobs.get(spec.name)
+            assert job is not None
+            step = next_step(job, outcome)
+            if step is None:
+                return _settled(outcome)
+            if allocation is None:
+                return _settled(outcome)
+            if step is Next.RESTART:
+                self._status(
+                    spec.name,
+                    SecondaryStatus.INTERRUPTED,
+                    MESSAGES["interrupted"],
+                    (*INTERRUPTIBLE_SECONDARY, SecondaryStatus.INTERRUPTED),
+                )
+            try:
+                self._between_attempts(spec)
+            except EngineError as exc:
+                return Outcome.failed(
+                    JobFailure.platform(f"the job's last hosts could not be removed: {exc}")
+                )
+            control.next_attempt()
+            early = control.ending()
+            if early is not None:
+                return Outcome.ended_early(early)
+            remaining = remaining_runtime(job, time.time())
+            if remaining <= 0:
+                return Outcome(OutcomeKind.MAX_RUNTIME)
+            if step is Next.RESTART:
+                moved = self._status(
+                    spec.name,
+                    SecondaryStatus.STARTING,
+                    MESSAGES["preparing"],
+                    (SecondaryStatus.INTERRUPTED,),
+                )
+            else:
+                log.info("job %s: retrying after %s", spec.name, outcome.failure_reason)
+                moved = self._status(
+                    spec.name,
+                    SecondaryStatus.STARTING,
+                    _retry_message(job),
+                    (
+                        SecondaryStatus.DOWNLOADING,
+                        SecondaryStatus.TRAINING,
+                        SecondaryStatus.UPLOADING,
+                    ),
+                )
+            if moved.secondary_status is not SecondaryStatus.STARTING:
+                return Outcome(OutcomeKind.STOPPED)
+            attempt = dataclasses.replace(spec, max_runtime_seconds=math.ceil(remaining))
+            outcome = self._attempt(attempt, allocation, reporter, control, first=False)
+
+    def _status(
+        self,
+        name: str,
+        status: SecondaryStatus,
+        message: str,
+        only_from: tuple[SecondaryStatus, ...],
+    ) -> TrainingJob:
+        return durably(
+            lambda: self.jobs.transition(name, status, message, only_from=only_from),
+            f"job {name}'s status",
+        )
+
+    def _between_attempts(self, spec: JobSpec) -> None:
+        """The last attempt's containers and trees go (its artifacts and checkpoints were
+        uploaded as after a stop), and the next attempt's log streams get names of their own:
+        a stream is named by the second its hosts start in."""
+        deadline = time.monotonic() + self.runner.config.engine_outage_seconds
+        while True:
+            try:
+                self.runner.release_attempt(spec)
+                break
+            except EngineError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(1.0)
+        durably(lambda: self.jobs.next_attempt(spec.name), f"job {spec.name}'s attempt")
+        opened = [int(ref.stream.rsplit("-", 1)[-1]) for ref in self.jobs.hosts(spec.name)]
+        while opened and int(time.time()) <= max(opened):
+            time.sleep(0.05)
 
     def resume(
         self, name: str, schedule: Schedule, control: StoreStopControl, echo: Echo | None = None
@@ -307,6 +428,7 @@ class Lifecycle:
             ending=Ending(schedule.ending) if schedule.ending else None,
             terminated_at=schedule.terminated_at,
         )
+        control.arm(job, self.interruptions_per_hour)
         try:
             outcome = self.runner.resume(spec, schedule.allocation, resume, reporter, control)
         except Exception as exc:
@@ -314,7 +436,7 @@ class Lifecycle:
             outcome = Outcome.failed(
                 JobFailure.platform(f"trainforge failed resuming the job: {exc!r}")
             )
-        return self._end(spec, outcome)
+        return self._end(spec, self._go_on(spec, schedule.allocation, reporter, control, outcome))
 
     def _end(self, spec: JobSpec, outcome: Outcome) -> TrainingJob:
         ended = durably(lambda: finish(self.jobs, spec.name, outcome), f"job {spec.name}'s end")
