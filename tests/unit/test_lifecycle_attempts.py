@@ -268,3 +268,31 @@ def test_a_spot_job_that_never_started_ends_max_wait_time_exceeded(make_world: A
     ended = world.jobs.get("never")
     assert ended is not None
     assert statuses(ended) == ["Starting", "Stopping", "MaxWaitTimeExceeded"]
+
+
+def test_update_changes_what_describe_echoes_and_refuses_what_sagemaker_refuses(
+    make_world: Any,
+) -> None:
+    world = make_world()
+    world.create("run", "waiting", ProfilerRuleConfigurations=[_rule("a", "x")])
+    with pytest.raises(ValidationError, match="while the training job's SecondaryStatus is "):
+        world.service.update_training_job(
+            {"TrainingJobName": "waiting", "RemoteDebugConfig": {"EnableRemoteDebug": True}}
+        )
+    world.service.update_training_job(
+        {
+            "TrainingJobName": "waiting",
+            "ProfilerRuleConfigurations": [_rule("a", "y"), _rule("b", "z")],
+            "ResourceConfig": {"KeepAlivePeriodInSeconds": 30},
+        }
+    )
+    job = world.jobs.get("waiting")
+    assert job is not None
+    described = describe(job)
+    assert [r["RuleEvaluatorImage"] for r in described["ProfilerRuleConfigurations"]] == ["y", "z"]
+    assert described["ResourceConfig"]["KeepAlivePeriodInSeconds"] == 30
+    assert described["WarmPoolStatus"] == {"Status": "Terminated"}
+
+
+def _rule(name: str, image: str) -> dict[str, Any]:
+    return {"RuleConfigurationName": name, "RuleEvaluatorImage": image}
