@@ -352,7 +352,8 @@ class Lifecycle:
                 )
             control.next_attempt()
             early = control.ending()
-            if early is not None:
+            # An interruption drawn now has nothing to interrupt: the next attempt meets it.
+            if early is Ending.STOP or early is Ending.MAX_WAIT:
                 return Outcome.ended_early(early)
             remaining = remaining_runtime(job, time.time())
             if remaining <= 0:
