@@ -7,7 +7,9 @@ container killed from outside the job)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import math
 import subprocess
 import time
 from pathlib import Path
@@ -66,6 +68,23 @@ def _streams(home: Path, name: str) -> list[str]:
     return [s["logStreamName"] for s in page["logStreams"]]
 
 
+def _running_seconds(describe: dict[str, Any]) -> int:
+    """From TrainingStartTime to TrainingEndTime, less the Interrupted and Starting entries in
+    between, in whole seconds, as the transitions Describe returned tell it."""
+
+    def at(value: str) -> float:
+        return dt.datetime.fromisoformat(value).timestamp()
+
+    start, end = at(describe["TrainingStartTime"]), at(describe["TrainingEndTime"])
+    waited = sum(
+        at(t["EndTime"]) - at(t["StartTime"])
+        for t in describe["SecondaryStatusTransitions"]
+        if t["Status"] in ("Interrupted", "Starting") and at(t["StartTime"]) >= start
+    )
+    assert waited > 0
+    return max(1, math.floor(end - start - waited))
+
+
 def _run(home: Path, request: dict[str, Any]) -> subprocess.Popen[str]:
     path = write_request(home, request)
     return start_trainforge(home, "run", "--cli-input-json", f"file://{path}")
@@ -115,7 +134,8 @@ def test_an_interrupted_spot_job_resumes_from_its_checkpoint(
         "The job stopped because the managed spot training instances were interrupted."
     )
     # The time spent interrupted and starting again is not billed.
-    assert 1 <= describe["BillableTimeInSeconds"] <= describe["TrainingTimeInSeconds"]
+    assert describe["BillableTimeInSeconds"] == _running_seconds(describe)
+    assert describe["BillableTimeInSeconds"] <= describe["TrainingTimeInSeconds"]
     assert describe["EnableManagedSpotTraining"] is True
     # The checkpoint saved during the grace period reached S3 and the second container.
     saved = s3.get_object(Bucket=bucket, Key="checkpoints/run-1/step.txt")
@@ -124,6 +144,9 @@ def test_an_interrupted_spot_job_resumes_from_its_checkpoint(
     assert "got SIGTERM" in " ".join(messages)
     assert any(m.endswith("resumed from step 8") for m in messages)
     assert len(_streams(home, name)) == 2
+    # trainforge run shows the restart as it shows every status change.
+    assert "[trainforge] Interrupted - The job stopped because" in stderr
+    assert stderr.count("[trainforge] Training - ") == 2
     # An ended job cannot be interrupted; neither can one that does not exist.
     again = trainforge(home, "interrupt", name)
     assert again.returncode == 254
@@ -188,4 +211,8 @@ def test_a_job_killed_from_outside_is_retried_as_retry_strategy_allows(
         "Retrying the training job after an internal error (attempt 2 of 2)"
     )
     assert describe["RetryStrategy"] == {"MaximumRetryAttempts": 1}
+    assert (
+        "[trainforge] Starting - Retrying the training job after an internal error (attempt 2 of 2)"
+        in stderr
+    )
     assert any(m.endswith("retried") for m in log_messages(home, name))

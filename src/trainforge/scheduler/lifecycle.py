@@ -339,7 +339,7 @@ class Lifecycle:
                 return _settled(outcome)
             if step is Next.RESTART:
                 self._status(
-                    spec.name,
+                    reporter,
                     SecondaryStatus.INTERRUPTED,
                     MESSAGES["interrupted"],
                     (*INTERRUPTIBLE_SECONDARY, SecondaryStatus.INTERRUPTED),
@@ -360,7 +360,7 @@ class Lifecycle:
                 return Outcome(OutcomeKind.MAX_RUNTIME)
             if step is Next.RESTART:
                 moved = self._status(
-                    spec.name,
+                    reporter,
                     SecondaryStatus.STARTING,
                     MESSAGES["preparing"],
                     (SecondaryStatus.INTERRUPTED,),
@@ -368,7 +368,7 @@ class Lifecycle:
             else:
                 log.info("job %s: retrying after %s", spec.name, outcome.failure_reason)
                 moved = self._status(
-                    spec.name,
+                    reporter,
                     SecondaryStatus.STARTING,
                     _retry_message(job),
                     (
@@ -384,15 +384,22 @@ class Lifecycle:
 
     def _status(
         self,
-        name: str,
+        reporter: JobReporter,
         status: SecondaryStatus,
         message: str,
         only_from: tuple[SecondaryStatus, ...],
     ) -> TrainingJob:
-        return durably(
+        """A transition between attempts, shown by ``trainforge run`` as the phases are."""
+        name = reporter.job
+        before = self.jobs.get(name)
+        moved = durably(
             lambda: self.jobs.transition(name, status, message, only_from=only_from),
             f"job {name}'s status",
         )
+        changed = before is None or before.transitions != moved.transitions
+        if reporter.echo is not None and changed:
+            reporter.echo("trainforge", [f"[trainforge] {moved.secondary_status} - {message}"])
+        return moved
 
     def _between_attempts(self, spec: JobSpec) -> None:
         """The last attempt's containers and trees go (its artifacts and checkpoints were
