@@ -18,9 +18,7 @@ claim → lease → allocate → execute → finish → release.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -31,7 +29,6 @@ from trainforge.domain.allocation import Allocation, Node
 from trainforge.domain.hosts import hosts_of
 from trainforge.domain.records import Schedule, TrainingJob
 from trainforge.domain.status import (
-    INTERRUPTIBLE_SECONDARY,
     MESSAGES,
     SecondaryStatus,
     TransitionNotAllowed,
@@ -41,12 +38,12 @@ from trainforge.errors import EngineError, JobFailure, ResourceLimitExceeded
 from trainforge.runtime.execute import JobRunner, Resume
 from trainforge.runtime.jobspec import JobSpec
 from trainforge.runtime.report import Ending, Outcome, OutcomeKind
-from trainforge.scheduler.attempts import Next, next_step, queue_expiry, remaining_runtime
-from trainforge.scheduler.attempts import retry_message as _retry_message
+from trainforge.scheduler.attempts import queue_expiry
 from trainforge.scheduler.capacity import plan, refuse_if_never_fits
 from trainforge.scheduler.control import StoreStopControl
 from trainforge.scheduler.leases import owner_is_dead
 from trainforge.scheduler.reporter import Echo, JobReporter, durably, scraper_of
+from trainforge.scheduler.restarts import Restarts, settled
 from trainforge.store.jobs import JobStore
 from trainforge.store.logs import LogStore
 
@@ -135,13 +132,6 @@ class LeaseKeeper:
         self._thread.join(timeout=5)
 
 
-def _settled(outcome: Outcome) -> Outcome:
-    """An interruption the job cannot start again after (it is being stopped) ends it Stopped."""
-    if outcome.kind is OutcomeKind.INTERRUPTED:
-        return Outcome(OutcomeKind.STOPPED, exit_codes=outcome.exit_codes)
-    return outcome
-
-
 GONE_REASON = (
     "The trainforge process running this job stopped, and the job's containers are gone "
     "({detail}). Create the job again to rerun it."
@@ -179,6 +169,7 @@ class Lifecycle:
         self.lease_seconds = lease_seconds
         self.region = region
         self.interruptions_per_hour = interruptions_per_hour
+        self.restarts = Restarts(jobs, runner)
         self.keeper = LeaseKeeper(jobs, owner, lease_seconds, heartbeat_seconds)
 
     def close(self) -> None:
@@ -288,6 +279,23 @@ class Lifecycle:
         outcome = self._attempt(spec, allocation, reporter, control, first=True)
         return self._end(spec, self._go_on(spec, allocation, reporter, control, outcome))
 
+    def _go_on(
+        self,
+        spec: JobSpec,
+        allocation: Allocation | None,
+        reporter: JobReporter,
+        control: StoreStopControl,
+        outcome: Outcome,
+    ) -> Outcome:
+        if allocation is None:
+            return settled(outcome)
+        given = allocation
+
+        def again(attempt: JobSpec) -> Outcome:
+            return self._attempt(attempt, given, reporter, control, first=False)
+
+        return self.restarts.go_on(spec, reporter, control, outcome, again)
+
     def _attempt(
         self,
         spec: JobSpec,
@@ -316,108 +324,6 @@ class Lifecycle:
             return Outcome.failed(
                 JobFailure.platform(f"trainforge failed running the job: {exc!r}")
             )
-
-    # -- more attempts: spot restarts and retries ------------------------------------------
-
-    def _go_on(
-        self,
-        spec: JobSpec,
-        allocation: Allocation | None,
-        reporter: JobReporter,
-        control: StoreStopControl,
-        outcome: Outcome,
-    ) -> Outcome:
-        """Run the job again on fresh hosts for as long as its attempts end in a spot
-        interruption or a platform fault that RetryStrategy retries; the last outcome."""
-        while True:
-            job = self.jobs.get(spec.name)
-            assert job is not None
-            step = next_step(job, outcome)
-            if step is None:
-                return _settled(outcome)
-            if allocation is None:
-                return _settled(outcome)
-            if step is Next.RESTART:
-                self._status(
-                    reporter,
-                    SecondaryStatus.INTERRUPTED,
-                    MESSAGES["interrupted"],
-                    (*INTERRUPTIBLE_SECONDARY, SecondaryStatus.INTERRUPTED),
-                )
-            try:
-                self._between_attempts(spec)
-            except EngineError as exc:
-                return Outcome.failed(
-                    JobFailure.platform(f"the job's last hosts could not be removed: {exc}")
-                )
-            control.next_attempt()
-            early = control.ending()
-            # An interruption drawn now has nothing to interrupt: the next attempt meets it.
-            if early is Ending.STOP or early is Ending.MAX_WAIT:
-                return Outcome.ended_early(early)
-            remaining = remaining_runtime(job, time.time())
-            if remaining <= 0:
-                return Outcome(OutcomeKind.MAX_RUNTIME)
-            if step is Next.RESTART:
-                moved = self._status(
-                    reporter,
-                    SecondaryStatus.STARTING,
-                    MESSAGES["preparing"],
-                    (SecondaryStatus.INTERRUPTED,),
-                )
-            else:
-                log.info("job %s: retrying after %s", spec.name, outcome.failure_reason)
-                moved = self._status(
-                    reporter,
-                    SecondaryStatus.STARTING,
-                    _retry_message(job),
-                    (
-                        SecondaryStatus.DOWNLOADING,
-                        SecondaryStatus.TRAINING,
-                        SecondaryStatus.UPLOADING,
-                    ),
-                )
-            if moved.secondary_status is not SecondaryStatus.STARTING:
-                return Outcome(OutcomeKind.STOPPED)
-            attempt = dataclasses.replace(spec, max_runtime_seconds=math.ceil(remaining))
-            outcome = self._attempt(attempt, allocation, reporter, control, first=False)
-
-    def _status(
-        self,
-        reporter: JobReporter,
-        status: SecondaryStatus,
-        message: str,
-        only_from: tuple[SecondaryStatus, ...],
-    ) -> TrainingJob:
-        """A transition between attempts, shown by ``trainforge run`` as the phases are."""
-        name = reporter.job
-        before = self.jobs.get(name)
-        moved = durably(
-            lambda: self.jobs.transition(name, status, message, only_from=only_from),
-            f"job {name}'s status",
-        )
-        changed = before is None or before.transitions != moved.transitions
-        if reporter.echo is not None and changed:
-            reporter.echo("trainforge", [f"[trainforge] {moved.secondary_status} - {message}"])
-        return moved
-
-    def _between_attempts(self, spec: JobSpec) -> None:
-        """The last attempt's containers and trees go (its artifacts and checkpoints were
-        uploaded as after a stop), and the next attempt's log streams get names of their own:
-        a stream is named by the second its hosts start in."""
-        deadline = time.monotonic() + self.runner.config.engine_outage_seconds
-        while True:
-            try:
-                self.runner.release_attempt(spec)
-                break
-            except EngineError:
-                if time.monotonic() >= deadline:
-                    raise
-                time.sleep(1.0)
-        durably(lambda: self.jobs.next_attempt(spec.name), f"job {spec.name}'s attempt")
-        opened = [int(ref.stream.rsplit("-", 1)[-1]) for ref in self.jobs.hosts(spec.name)]
-        while opened and int(time.time()) <= max(opened):
-            time.sleep(0.05)
 
     def resume(
         self, name: str, schedule: Schedule, control: StoreStopControl, echo: Echo | None = None
