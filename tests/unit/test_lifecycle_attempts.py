@@ -296,3 +296,30 @@ def test_update_changes_what_describe_echoes_and_refuses_what_sagemaker_refuses(
 
 def _rule(name: str, image: str) -> dict[str, Any]:
     return {"RuleConfigurationName": name, "RuleEvaluatorImage": image}
+
+
+def test_a_worker_that_died_between_two_attempts_is_taken_over(make_world: Any) -> None:
+    world = make_world({"algo-1": runs_until_signalled()})
+    world.create("run:other-host:1:1", "between", **spot(world))
+    dead = world.lifecycle("run:other-host:1:1")
+    control = StoreStopControl(world.jobs, "between", interval=0.05)
+    allocation = dead.wait_for_allocation("between", control, poll_seconds=0.05)
+    assert allocation is not None
+    # The dead worker's last acts: the first attempt ran, was interrupted and cleared away.
+    for status in (S.DOWNLOADING, S.TRAINING, S.INTERRUPTED):
+        world.jobs.transition("between", status, "x")
+    world.jobs.heartbeat("run:other-host:1:1", ["between"], -1.0)
+    world.engine.scripts = {"algo-1": HostScript(runs_for=0.05, files={"model/m.txt": "next"})}
+    server = world.lifecycle("server")
+    [schedule] = server.recover()
+    job = server.resume("between", schedule, StoreStopControl(world.jobs, "between"))
+    assert job.secondary_status is S.COMPLETED
+    assert statuses(job)[3:] == [
+        "Interrupted",
+        "Starting",
+        "Downloading",
+        "Training",
+        "Uploading",
+        "Completed",
+    ]
+    assert model_files(world, "between") == {"m.txt": b"next"}

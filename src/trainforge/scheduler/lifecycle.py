@@ -344,7 +344,14 @@ class Lifecycle:
         )
         control.arm(job, self.interruptions_per_hour)
         try:
-            outcome = self.runner.resume(spec, schedule.allocation, resume, reporter, control)
+            if (
+                job.secondary_status is SecondaryStatus.INTERRUPTED
+                and self._missing_hosts(job, self.engine.states(name)) is not None
+            ):
+                # Taken over between two attempts (``recover``): the next one starts now.
+                outcome = Outcome(OutcomeKind.INTERRUPTED)
+            else:
+                outcome = self.runner.resume(spec, schedule.allocation, resume, reporter, control)
         except Exception as exc:
             log.exception("job %s: resuming it failed", name)
             outcome = Outcome.failed(
@@ -408,7 +415,9 @@ class Lifecycle:
                 self._release(self.spec(job), job)
                 continue
             problem = self._missing_hosts(job, found)
-            if problem is None:
+            # Interrupted with its hosts gone: its worker died between two attempts, and the
+            # next attempt starts here.
+            if problem is None or job.secondary_status is SecondaryStatus.INTERRUPTED:
                 self.keeper.add(job.name)
                 resumable.append(schedule)
                 continue
