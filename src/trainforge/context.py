@@ -191,6 +191,7 @@ class Context:
             settings.lease_seconds,
             settings.heartbeat_seconds,
             settings.region,
+            settings.spot_interruptions_per_hour,
         )
 
     def admission(self, request: dict[str, Any]) -> None:
@@ -233,6 +234,7 @@ class Context:
             ("sagemaker", "DescribeTrainingJob"): svc.describe_training_job,
             ("sagemaker", "ListTrainingJobs"): svc.list_training_jobs,
             ("sagemaker", "StopTrainingJob"): svc.stop_training_job,
+            ("sagemaker", "UpdateTrainingJob"): svc.update_training_job,
             ("sagemaker", "DeleteTrainingJob"): svc.delete_training_job,
             ("sagemaker", "AddTags"): svc.add_tags,
             ("sagemaker", "ListTags"): svc.list_tags,

@@ -79,6 +79,9 @@ class Settings:
     # Local paths every node sees too (comma separated): file:// channels and outputs under them
     # are allowed on a cluster engine.
     shared_paths: str = ""
+    # Soak tests of resume-from-checkpoint code: managed spot jobs are interrupted at random, this
+    # many times an hour on average (0: only `trainforge interrupt` interrupts them).
+    spot_interruptions_per_hour: float = 0.0
 
     @property
     def db_path(self) -> Path:
@@ -125,6 +128,7 @@ _FIELDS: dict[str, type] = {
     "swarm_place_seconds": float,
     "swarm_dns": str,
     "shared_paths": str,
+    "spot_interruptions_per_hour": float,
 }
 
 
@@ -149,6 +153,7 @@ _NOT_NEGATIVE = (
     "http_header_timeout_seconds",
     "http_body_timeout_seconds",
     "swarm_place_seconds",
+    "spot_interruptions_per_hour",
 )
 
 

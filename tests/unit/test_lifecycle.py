@@ -25,7 +25,8 @@ from trainforge.errors import EngineError, StorageCancelled
 from trainforge.runtime.dataplane import LocalDataPlane
 from trainforge.runtime.execute import JobRunner, RuntimeConfig
 from trainforge.runtime.report import Phase
-from trainforge.scheduler.lifecycle import Lifecycle, Placement, StoreStopControl
+from trainforge.scheduler.control import StoreStopControl
+from trainforge.scheduler.lifecycle import Lifecycle, Placement
 from trainforge.scheduler.reporter import JobReporter
 from trainforge.service.training_jobs import Claim, TrainingJobService
 from trainforge.storage.base import Download, ObjectInfo, ShouldStop, Storage

@@ -229,3 +229,13 @@ def test_environment_mistakes_name_the_variable(tmp_path: Path) -> None:
         load_settings(env(tmp_path, TRAINFORGE_STOP_GRACE_SECONDS="-5"))
     with pytest.raises(ValueError, match="TRAINFORGE_ENGINE must be one of docker, swarm"):
         load_settings(env(tmp_path, TRAINFORGE_ENGINE="kubernetes"))
+
+
+def test_spot_interruptions_per_hour(tmp_path: Path) -> None:
+    assert load_settings(env(tmp_path)).spot_interruptions_per_hour == 0.0
+    settings = load_settings(env(tmp_path, TRAINFORGE_SPOT_INTERRUPTIONS_PER_HOUR="2.5"))
+    assert settings.spot_interruptions_per_hour == 2.5
+    with pytest.raises(
+        ValueError, match="TRAINFORGE_SPOT_INTERRUPTIONS_PER_HOUR must not be negative"
+    ):
+        load_settings(env(tmp_path, TRAINFORGE_SPOT_INTERRUPTIONS_PER_HOUR="-1"))

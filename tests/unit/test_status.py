@@ -11,6 +11,7 @@ from trainforge.domain.status import (
     SecondaryStatus,
     TrainingJobStatus,
     TransitionNotAllowed,
+    billable_seconds,
     plan_transition,
     training_seconds,
 )
@@ -183,7 +184,11 @@ def test_failure_reason_ignored_for_other_statuses() -> None:
         ((), S.UPLOADING),
         ((), S.STOPPED),
         (((S.PENDING, 101.0),), S.DOWNLOADING),
-        (((S.DOWNLOADING, 110.0),), S.STARTING),
+        (((S.DOWNLOADING, 110.0),), S.PENDING),
+        (((S.DOWNLOADING, 110.0), (S.INTERRUPTED, 120.0)), S.TRAINING),
+        ((), S.INTERRUPTED),
+        (((S.STOPPING, 110.0),), S.INTERRUPTED),
+        (((S.STOPPING, 110.0), (S.MAX_WAIT_TIME_EXCEEDED, 120.0)), S.STOPPED),
         (((S.DOWNLOADING, 110.0), (S.TRAINING, 120.0)), S.DOWNLOADING),
         (((S.DOWNLOADING, 110.0), (S.STOPPING, 120.0)), S.COMPLETED),
         (((S.DOWNLOADING, 110.0), (S.STOPPING, 120.0)), S.TRAINING),
@@ -244,3 +249,63 @@ def test_training_seconds() -> None:
     assert seconds(100.0, 102.0) == 2
     assert seconds(100.5, 165.4) == 64
     assert seconds(100.0, 3700.0) == 3600
+
+
+def test_a_spot_restart_keeps_the_training_start_and_bills_only_the_running_time() -> None:
+    job = walk(
+        new_job(),
+        (S.DOWNLOADING, 110.0),
+        (S.TRAINING, 120.0),
+        (S.INTERRUPTED, 150.0),
+        (S.STARTING, 170.0),
+        (S.DOWNLOADING, 175.0),
+        (S.TRAINING, 180.0),
+        (S.UPLOADING, 200.0),
+        (S.COMPLETED, 205.5),
+    )
+    assert [t.status for t in job.transitions] == [
+        S.STARTING,
+        S.DOWNLOADING,
+        S.TRAINING,
+        S.INTERRUPTED,
+        S.STARTING,
+        S.DOWNLOADING,
+        S.TRAINING,
+        S.UPLOADING,
+        S.COMPLETED,
+    ]
+    assert job.training_start_time == 110.0
+    assert training_seconds(job) == 95
+    # 95.5 s from the first start to the end, less 20 s interrupted and 5 s starting again.
+    assert billable_seconds(job) == 70
+
+
+def test_billable_time_equals_training_time_for_a_job_that_ran_in_one_go() -> None:
+    job = walk(new_job(), (S.DOWNLOADING, 110.0), (S.TRAINING, 120.0), (S.UPLOADING, 140.2))
+    assert billable_seconds(job) is None
+    job = walk(job, (S.COMPLETED, 141.9))
+    assert billable_seconds(job) == training_seconds(job) == 31
+
+
+def test_max_wait_time_exceeded_is_a_stopped_job() -> None:
+    job = walk(new_job(), (S.DOWNLOADING, 110.0), (S.INTERRUPTED, 120.0), (S.STOPPING, 130.0))
+    ended = plan_transition(job, S.MAX_WAIT_TIME_EXCEEDED, MESSAGES["max_wait"], 131.0)
+    assert ended.status is P.STOPPED
+    assert ended.training_end_time == 131.0
+    assert ended.transitions[-1] == Transition(
+        S.MAX_WAIT_TIME_EXCEEDED, 131.0, 131.0, MESSAGES["max_wait"]
+    )
+
+
+@pytest.mark.parametrize("ran", [S.DOWNLOADING, S.TRAINING, S.UPLOADING])
+def test_a_retry_returns_to_starting(ran: SecondaryStatus) -> None:
+    path = {
+        S.DOWNLOADING: ((S.DOWNLOADING, 110.0),),
+        S.TRAINING: ((S.DOWNLOADING, 110.0), (S.TRAINING, 115.0)),
+        S.UPLOADING: ((S.DOWNLOADING, 110.0), (S.UPLOADING, 115.0)),
+    }[ran]
+    job = walk(new_job(), *path)
+    retried = plan_transition(job, S.STARTING, "retry", 120.0)
+    assert retried.status is P.IN_PROGRESS
+    assert retried.training_start_time == 110.0
+    assert [t.status for t in retried.transitions][-2:] == [ran, S.STARTING]

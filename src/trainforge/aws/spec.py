@@ -32,6 +32,7 @@ SAGEMAKER_OPERATIONS = frozenset(
         "DescribeTrainingJob",
         "ListTrainingJobs",
         "StopTrainingJob",
+        "UpdateTrainingJob",
         "DeleteTrainingJob",
         "AddTags",
         "ListTags",
@@ -91,6 +92,8 @@ def _load(service_name: str) -> dict[str, Any]:
     try:
         with path.open(encoding="utf-8") as fh:
             cached: dict[str, Any] = json.load(fh)
+        # A cache written for another set of operations (an older trainforge) is rebuilt.
+        if set(cached.get("operations", ())) == set(IMPLEMENTED[service_name]):
             return cached
     except (OSError, ValueError):
         pass

@@ -1,8 +1,9 @@
-"""The ``trainforge`` command: run, describe, list, logs, metrics, stop, serve.
+"""The ``trainforge`` command: run, describe, list, logs, metrics, stop, interrupt, serve.
 
 ``describe``, ``list``, ``logs``, ``metrics`` and ``stop`` talk to the server named by
 TRAINFORGE_SERVER_URL when one is configured, and to the local store otherwise; ``run`` always
-runs the job itself.
+runs the job itself; ``interrupt`` always writes to the local store (TRAINFORGE_HOME), which the
+job's worker reads.
 """
 
 from __future__ import annotations
@@ -73,6 +74,11 @@ def _parser() -> argparse.ArgumentParser:
         "stop", help="StopTrainingJob: SIGTERM, then SIGKILL after the grace period"
     )
     stop.add_argument("name")
+    interrupt = sub.add_parser(
+        "interrupt",
+        help="interrupt a managed spot job as a reclaimed spot instance is; it starts again",
+    )
+    interrupt.add_argument("name")
     agent = sub.add_parser(
         "agent-image",
         help="build the agent image the nodes of a cluster engine run, and print its reference",
@@ -190,6 +196,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.stop_grace_seconds is not None:
                 settings = settings.with_overrides(stop_grace_seconds=args.stop_grace_seconds)
             return run_command(Context(settings), args.cli_input_json, args.training_job_name)
+        if args.command == "interrupt":
+            from trainforge.cli.interrupt import interrupt_command
+
+            return interrupt_command(settings, args.name)
         if args.command == "agent-image":
             from trainforge.cli.agent_image import DEFAULT_BASE, build_agent_image
 

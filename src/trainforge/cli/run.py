@@ -21,8 +21,8 @@ from trainforge.context import Context
 from trainforge.domain.hosts import hosts_of
 from trainforge.domain.records import TrainingJob
 from trainforge.errors import EngineError, ServiceError, ValidationError
+from trainforge.scheduler.control import StoreStopControl
 from trainforge.scheduler.leases import owner_id
-from trainforge.scheduler.lifecycle import StoreStopControl
 from trainforge.service.training_jobs import Claim, check_semantics
 
 EXIT_COMPLETED = 0

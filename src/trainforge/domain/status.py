@@ -63,6 +63,15 @@ MESSAGES: dict[str, str] = {
     "stopped": "Training job stopped",
     "max_runtime": "Training job runtime exceeded MaxRuntimeInSeconds provided",
     "failed": "Training job failed",
+    # Not observed verbatim: the Interrupted text is the model's description of the status; the
+    # others say what happened in SageMaker's words (docs/status.md).
+    "interrupted": "The job stopped because the managed spot training instances were interrupted.",
+    "retrying": "Retrying the training job after an internal error (attempt {attempt} of {of})",
+    "max_wait": "Training job exceeded MaxWaitTimeInSeconds provided",
+    "max_pending": (
+        "Training job stopped: it waited for capacity longer than MaxPendingTimeInSeconds "
+        "({seconds} s)"
+    ),
 }
 
 PRIMARY_OF: dict[SecondaryStatus, TrainingJobStatus] = {
@@ -85,20 +94,36 @@ PRIMARY_OF: dict[SecondaryStatus, TrainingJobStatus] = {
     S.FAILED: P.FAILED,
 }
 
-TERMINAL_SECONDARY = frozenset({S.COMPLETED, S.FAILED, S.STOPPED, S.MAX_RUNTIME_EXCEEDED})
+TERMINAL_SECONDARY = frozenset(
+    {S.COMPLETED, S.FAILED, S.STOPPED, S.MAX_RUNTIME_EXCEEDED, S.MAX_WAIT_TIME_EXCEEDED}
+)
 # The secondary statuses a job can be stopped from and a runtime phase can move on from.
-RUNNING_SECONDARY = (S.STARTING, S.PENDING, S.DOWNLOADING, S.TRAINING, S.UPLOADING, S.RESTARTING)
+RUNNING_SECONDARY = (
+    S.STARTING,
+    S.PENDING,
+    S.DOWNLOADING,
+    S.TRAINING,
+    S.UPLOADING,
+    S.RESTARTING,
+    S.INTERRUPTED,
+)
+# Where a job's containers run: the statuses a spot interruption can hit.
+INTERRUPTIBLE_SECONDARY = (S.DOWNLOADING, S.TRAINING)
+# Time in these (after the training started) is spent waiting, not running: it is not billed.
+_WAITING = frozenset({S.STARTING, S.PENDING, S.INTERRUPTED, S.RESTARTING})
 TERMINAL = frozenset({P.COMPLETED, P.FAILED, P.STOPPED})
 
 _ENDINGS = {S.STOPPING, S.FAILED}
 ALLOWED: dict[SecondaryStatus, frozenset[SecondaryStatus]] = {
     S.STARTING: frozenset({S.PENDING, S.DOWNLOADING, S.TRAINING, S.RESTARTING} | _ENDINGS),
     S.PENDING: frozenset({S.STARTING} | _ENDINGS),
-    S.DOWNLOADING: frozenset({S.TRAINING, S.UPLOADING} | _ENDINGS),
-    S.TRAINING: frozenset({S.UPLOADING, S.RESTARTING} | _ENDINGS),
+    # Back to Starting: a RetryStrategy retry (spec §14); Interrupted: a spot interruption.
+    S.DOWNLOADING: frozenset({S.TRAINING, S.UPLOADING, S.STARTING, S.INTERRUPTED} | _ENDINGS),
+    S.TRAINING: frozenset({S.UPLOADING, S.RESTARTING, S.STARTING, S.INTERRUPTED} | _ENDINGS),
     S.RESTARTING: frozenset({S.STARTING, S.DOWNLOADING, S.TRAINING} | _ENDINGS),
-    S.UPLOADING: frozenset({S.COMPLETED} | _ENDINGS),
-    S.STOPPING: frozenset({S.STOPPED, S.MAX_RUNTIME_EXCEEDED, S.FAILED}),
+    S.UPLOADING: frozenset({S.COMPLETED, S.STARTING} | _ENDINGS),
+    S.INTERRUPTED: frozenset({S.STARTING} | _ENDINGS),
+    S.STOPPING: frozenset({S.STOPPED, S.MAX_RUNTIME_EXCEEDED, S.MAX_WAIT_TIME_EXCEEDED, S.FAILED}),
 }
 
 
@@ -175,3 +200,18 @@ def training_seconds(job: TrainingJob) -> int | None:
     if job.training_start_time is None or job.training_end_time is None:
         return None
     return max(1, math.floor(job.training_end_time - job.training_start_time))
+
+
+def billable_seconds(job: TrainingJob) -> int | None:
+    """BillableTimeInSeconds: the training time less what was spent waiting after the training
+    started (interrupted, or starting again on fresh instances); equal to TrainingTimeInSeconds
+    for a job that ran in one go. At least 1; None until the job has ended."""
+    total = training_seconds(job)
+    if total is None or job.training_start_time is None or job.training_end_time is None:
+        return None
+    start, end = job.training_start_time, job.training_end_time
+    waited = 0.0
+    for t in job.transitions:
+        if t.status in _WAITING and t.start_time >= start:
+            waited += min(t.end_time if t.end_time is not None else end, end) - t.start_time
+    return max(1, min(total, math.floor(end - start - waited)))

@@ -174,6 +174,14 @@ class JobRunner:
                     self._started.add(spec.name)
                     raise
 
+    def release_attempt(self, spec: JobSpec) -> None:
+        """Between two attempts of a job (a spot interruption, a retry): the last attempt's
+        containers, network and trees go whatever TRAINFORGE_KEEP_* say, since the next one
+        starts fresh hosts of the same names. Raises ``EngineError`` as ``release`` does."""
+        self.data.release(spec)
+        self.engine.remove(spec.name)
+        self._started.discard(spec.name)
+
     # -- start -----------------------------------------------------------------------------
 
     def _probe(self, ref: str, image_id: str) -> ImageContents:
@@ -328,10 +336,8 @@ def outcome_of(
     """How the job ended, from its hosts' last states and what the watch did. A failed job's
     FailureReason comes from the host that failed first."""
     codes = {h: s.exit_code for h, s in states.items() if s.exit_code is not None}
-    if watch.ending is Ending.STOP:
-        return Outcome(OutcomeKind.STOPPED, exit_codes=codes)
-    if watch.ending is Ending.MAX_RUNTIME:
-        return Outcome(OutcomeKind.MAX_RUNTIME, exit_codes=codes)
+    if watch.ending is not None and watch.ending is not Ending.PEER_FAILED:
+        return Outcome(Outcome.ended_early(watch.ending).kind, exit_codes=codes)
     failed = [
         h.name for h in spec.hosts if h.name not in states or (states[h.name].exit_code or 0) != 0
     ]
@@ -400,7 +406,7 @@ def container_invocation(spec: JobSpec) -> tuple[tuple[str, ...] | None, tuple[s
 
 
 class _EarlyEnd:
-    """A stop request or the MaxRuntimeInSeconds deadline, before any container runs."""
+    """A stop request, an interruption, or a deadline, before any container runs."""
 
     def __init__(self, control: StopControl, deadline: float) -> None:
         self.control = control
@@ -409,8 +415,9 @@ class _EarlyEnd:
 
     def check(self) -> bool:
         if self.ending is None:
-            if self.control.stop_requested():
-                self.ending = Ending.STOP
+            requested = self.control.ending()
+            if requested is not None:
+                self.ending = requested
             elif time.time() >= self.deadline:
                 self.ending = Ending.MAX_RUNTIME
         return self.ending is not None

@@ -22,6 +22,7 @@ class Phase(enum.Enum):
     TRAINING = "training"
     STOPPING = "stopping"
     UPLOADING = "uploading"
+    INTERRUPTED = "interrupted"
 
 
 class Ending(enum.StrEnum):
@@ -30,6 +31,8 @@ class Ending(enum.StrEnum):
     STOP = "stop"  # StopTrainingJob, Ctrl-C
     MAX_RUNTIME = "max_runtime"  # StoppingCondition.MaxRuntimeInSeconds
     PEER_FAILED = "peer_failed"  # another host of the job failed or was lost
+    INTERRUPT = "interrupt"  # a spot interruption: the job starts again on fresh hosts
+    MAX_WAIT = "max_wait"  # StoppingCondition.MaxWaitTimeInSeconds of a spot job
 
 
 class OutcomeKind(enum.Enum):
@@ -37,6 +40,16 @@ class OutcomeKind(enum.Enum):
     FAILED = "failed"
     STOPPED = "stopped"
     MAX_RUNTIME = "max_runtime"
+    MAX_WAIT = "max_wait"
+    INTERRUPTED = "interrupted"  # the attempt ended by a spot interruption; the job goes on
+
+
+# What a job ended early for becomes.
+_EARLY = {
+    Ending.MAX_RUNTIME: OutcomeKind.MAX_RUNTIME,
+    Ending.MAX_WAIT: OutcomeKind.MAX_WAIT,
+    Ending.INTERRUPT: OutcomeKind.INTERRUPTED,
+}
 
 
 @dataclass(frozen=True)
@@ -56,9 +69,7 @@ class Outcome:
     @classmethod
     def ended_early(cls, ending: Ending | None) -> Outcome:
         """A job stopped before (or without) any container exit worth reporting."""
-        if ending is Ending.MAX_RUNTIME:
-            return cls(OutcomeKind.MAX_RUNTIME)
-        return cls(OutcomeKind.STOPPED)
+        return cls(_EARLY.get(ending, OutcomeKind.STOPPED) if ending else OutcomeKind.STOPPED)
 
 
 class Reporter(Protocol):
@@ -86,7 +97,14 @@ class Reporter(Protocol):
 
 
 class StopControl(Protocol):
-    def stop_requested(self) -> bool: ...
+    def stop_requested(self) -> bool:
+        """Whether the job must end early now (``ending`` says why)."""
+        ...
+
+    def ending(self) -> Ending | None:
+        """Why the job must end early now: a stop, an interruption, the MaxWait deadline; None
+        to carry on. (MaxRuntimeInSeconds and a failing peer the runtime sees for itself.)"""
+        ...
 
 
 class ProbeCache(Protocol):

@@ -1,6 +1,7 @@
 """Watching a job's running hosts until every one has ended, and ending them early the way
-SageMaker does: on a stop request, at the MaxRuntimeInSeconds deadline, or when one host fails
-(or is lost), every host gets SIGTERM, and SIGKILL once the grace period has passed.
+SageMaker does: on a stop request, at the MaxRuntimeInSeconds (or a spot job's MaxWait)
+deadline, on a spot interruption, or when one host fails (or is lost), every host gets SIGTERM,
+and SIGKILL once the grace period has passed.
 
 The moment of the SIGTERM is reported (and stored by the caller), so a worker that takes the job
 over after a crash keeps the same SIGKILL deadline. An engine that stops answering (a daemon
@@ -98,8 +99,9 @@ class GroupWatch:
             state.killed = True
 
     def _ending(self, states: dict[str, HostState]) -> Ending | None:
-        if self.control.stop_requested():
-            return Ending.STOP
+        requested = self.control.ending()
+        if requested is not None:
+            return requested
         if time.time() >= self.deadline:
             return Ending.MAX_RUNTIME
         for host in self.hosts:
@@ -112,7 +114,9 @@ class GroupWatch:
         now = time.time()
         self.state.ending = ending
         self.state.terminated_at = now
-        if ending is not Ending.PEER_FAILED:
+        if ending is Ending.INTERRUPT:
+            self.reporter.phase(Phase.INTERRUPTED)
+        elif ending is not Ending.PEER_FAILED:
             self.reporter.phase(Phase.STOPPING)
         self.reporter.terminating(ending, now)
         self.engine.terminate(self.job)

@@ -9,7 +9,8 @@ claim → lease → allocate → execute → finish → release.
   all other claimed jobs hold, so workers sharing a home never hand out the same GPU. The server
   claims and allocates together (a job that does not fit stays queued); ``trainforge run`` waits
   for its allocation in Pending.
-- execute: ``runtime.execute.JobRunner`` runs (or resumes) the job and returns its outcome.
+- execute: ``runtime.execute.JobRunner`` runs (or resumes) the job and returns its outcome; a
+  spot interruption or a retried platform fault runs it again on fresh hosts (``attempts``).
 - finish: the outcome becomes the job's terminal status (``finish``), waiting out a full disk.
 - release: containers, network and trees are removed, and the claim is let go.
 """
@@ -27,15 +28,22 @@ from functools import partial
 from trainforge.domain.allocation import Allocation, Node
 from trainforge.domain.hosts import hosts_of
 from trainforge.domain.records import Schedule, TrainingJob
-from trainforge.domain.status import MESSAGES, SecondaryStatus, TransitionNotAllowed
+from trainforge.domain.status import (
+    MESSAGES,
+    SecondaryStatus,
+    TransitionNotAllowed,
+)
 from trainforge.engines.base import Engine
 from trainforge.errors import EngineError, JobFailure, ResourceLimitExceeded
 from trainforge.runtime.execute import JobRunner, Resume
 from trainforge.runtime.jobspec import JobSpec
 from trainforge.runtime.report import Ending, Outcome, OutcomeKind
+from trainforge.scheduler.attempts import queue_expiry
 from trainforge.scheduler.capacity import plan, refuse_if_never_fits
+from trainforge.scheduler.control import StoreStopControl
 from trainforge.scheduler.leases import owner_is_dead
 from trainforge.scheduler.reporter import Echo, JobReporter, durably, scraper_of
+from trainforge.scheduler.restarts import Restarts, settled
 from trainforge.store.jobs import JobStore
 from trainforge.store.logs import LogStore
 
@@ -62,38 +70,30 @@ def finish(jobs: JobStore, name: str, outcome: Outcome) -> TrainingJob:
         jobs.transition(name, SecondaryStatus.STOPPING, MESSAGES["stopping"])
     if outcome.kind is OutcomeKind.MAX_RUNTIME:
         return jobs.transition(name, SecondaryStatus.MAX_RUNTIME_EXCEEDED, MESSAGES["max_runtime"])
+    if outcome.kind is OutcomeKind.MAX_WAIT:
+        return jobs.transition(name, SecondaryStatus.MAX_WAIT_TIME_EXCEEDED, MESSAGES["max_wait"])
     return jobs.transition(name, SecondaryStatus.STOPPED, MESSAGES["stopped"])
 
 
-class StoreStopControl:
-    """Polls the store for a stop request, at most every ``interval`` seconds."""
+def expire_if_waited_too_long(jobs: JobStore, job: TrainingJob, now: float) -> bool:
+    """End a job still waiting for capacity past MaxPendingTimeInSeconds or its spot
+    MaxWaitTimeInSeconds: Stopping, then Stopped or MaxWaitTimeExceeded. True when it ended."""
+    expiry = queue_expiry(job, now)
+    if expiry is None:
+        return False
 
-    def __init__(self, jobs: JobStore, name: str, interval: float = 0.25) -> None:
-        self.jobs = jobs
-        self.name = name
-        self.interval = interval
-        self._checked = 0.0
-        self._requested = False
-        self._event = threading.Event()
-        self._lock = threading.Lock()
+    def end() -> None:
+        moved = jobs.transition(
+            job.name,
+            SecondaryStatus.STOPPING,
+            MESSAGES["stopping"],
+            only_from=(SecondaryStatus.STARTING, SecondaryStatus.PENDING),
+        )
+        if moved.secondary_status is SecondaryStatus.STOPPING:
+            jobs.transition(job.name, expiry.status, expiry.message)
 
-    def request(self) -> None:
-        """An in-process stop (Ctrl-C, or the server's own StopTrainingJob): no polling delay."""
-        self._event.set()
-
-    def stop_requested(self) -> bool:
-        if self._event.is_set() or self._requested:
-            return True
-        with self._lock:
-            now = time.monotonic()
-            if now - self._checked >= self.interval:
-                self._checked = now
-                self._requested = self.jobs.stop_requested(self.name)
-        return self._requested
-
-    def wait(self, seconds: float) -> None:
-        """Sleep, waking early for an in-process stop."""
-        self._event.wait(seconds)
+    durably(end, f"job {job.name}'s end")
+    return True
 
 
 class LeaseKeeper:
@@ -158,6 +158,7 @@ class Lifecycle:
         lease_seconds: float,
         heartbeat_seconds: float,
         region: str,
+        interruptions_per_hour: float = 0.0,
     ) -> None:
         self.jobs = jobs
         self.logs = logs
@@ -167,6 +168,8 @@ class Lifecycle:
         self.owner = owner
         self.lease_seconds = lease_seconds
         self.region = region
+        self.interruptions_per_hour = interruptions_per_hour
+        self.restarts = Restarts(jobs, runner)
         self.keeper = LeaseKeeper(jobs, owner, lease_seconds, heartbeat_seconds)
 
     def close(self) -> None:
@@ -224,6 +227,8 @@ class Lifecycle:
             return None
         pending = False
         while not control.stop_requested():
+            if expire_if_waited_too_long(self.jobs, job, time.time()):
+                return None
             result = self.jobs.allocate(name, self.owner, self.lease_seconds, planner, claim=False)
             if isinstance(result, Allocation):
                 return result
@@ -270,25 +275,55 @@ class Lifecycle:
             return self._end(spec, Outcome(OutcomeKind.STOPPED))
         for warning in allocation.warnings:
             reporter.warning(warning)
+        control.arm(job, self.interruptions_per_hour)
+        outcome = self._attempt(spec, allocation, reporter, control, first=True)
+        return self._end(spec, self._go_on(spec, allocation, reporter, control, outcome))
+
+    def _go_on(
+        self,
+        spec: JobSpec,
+        allocation: Allocation | None,
+        reporter: JobReporter,
+        control: StoreStopControl,
+        outcome: Outcome,
+    ) -> Outcome:
+        if allocation is None:
+            return settled(outcome)
+        given = allocation
+
+        def again(attempt: JobSpec) -> Outcome:
+            return self._attempt(attempt, given, reporter, control, first=False)
+
+        return self.restarts.go_on(spec, reporter, control, outcome, again)
+
+    def _attempt(
+        self,
+        spec: JobSpec,
+        allocation: Allocation,
+        reporter: JobReporter,
+        control: StoreStopControl,
+        first: bool,
+    ) -> Outcome:
+        name = spec.name
         try:
-            durably(
-                lambda: self.jobs.transition(
-                    name,
-                    SecondaryStatus.STARTING,
-                    MESSAGES["preparing"],
-                    only_from=(SecondaryStatus.STARTING, SecondaryStatus.PENDING),
-                ),
-                f"job {name}'s status",
-            )
-            outcome = self.runner.run(spec, allocation, reporter, control)
+            if first:
+                durably(
+                    lambda: self.jobs.transition(
+                        name,
+                        SecondaryStatus.STARTING,
+                        MESSAGES["preparing"],
+                        only_from=(SecondaryStatus.STARTING, SecondaryStatus.PENDING),
+                    ),
+                    f"job {name}'s status",
+                )
+            return self.runner.run(spec, allocation, reporter, control)
         except TransitionNotAllowed:
-            outcome = Outcome(OutcomeKind.STOPPED)
+            return Outcome(OutcomeKind.STOPPED)
         except Exception as exc:
             log.exception("job %s: running it failed", name)
-            outcome = Outcome.failed(
+            return Outcome.failed(
                 JobFailure.platform(f"trainforge failed running the job: {exc!r}")
             )
-        return self._end(spec, outcome)
 
     def resume(
         self, name: str, schedule: Schedule, control: StoreStopControl, echo: Echo | None = None
@@ -307,14 +342,22 @@ class Lifecycle:
             ending=Ending(schedule.ending) if schedule.ending else None,
             terminated_at=schedule.terminated_at,
         )
+        control.arm(job, self.interruptions_per_hour)
         try:
-            outcome = self.runner.resume(spec, schedule.allocation, resume, reporter, control)
+            if (
+                job.secondary_status is SecondaryStatus.INTERRUPTED
+                and self._missing_hosts(job, self.engine.states(name)) is not None
+            ):
+                # Taken over between two attempts (``recover``): the next one starts now.
+                outcome = Outcome(OutcomeKind.INTERRUPTED)
+            else:
+                outcome = self.runner.resume(spec, schedule.allocation, resume, reporter, control)
         except Exception as exc:
             log.exception("job %s: resuming it failed", name)
             outcome = Outcome.failed(
                 JobFailure.platform(f"trainforge failed resuming the job: {exc!r}")
             )
-        return self._end(spec, outcome)
+        return self._end(spec, self._go_on(spec, schedule.allocation, reporter, control, outcome))
 
     def _end(self, spec: JobSpec, outcome: Outcome) -> TrainingJob:
         ended = durably(lambda: finish(self.jobs, spec.name, outcome), f"job {spec.name}'s end")
@@ -372,7 +415,9 @@ class Lifecycle:
                 self._release(self.spec(job), job)
                 continue
             problem = self._missing_hosts(job, found)
-            if problem is None:
+            # Interrupted with its hosts gone: its worker died between two attempts, and the
+            # next attempt starts here.
+            if problem is None or job.secondary_status is SecondaryStatus.INTERRUPTED:
                 self.keeper.add(job.name)
                 resumable.append(schedule)
                 continue

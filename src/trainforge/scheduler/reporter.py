@@ -39,6 +39,7 @@ _PHASES = {
     Phase.TRAINING: (SecondaryStatus.TRAINING, MESSAGES["training"]),
     Phase.UPLOADING: (SecondaryStatus.UPLOADING, MESSAGES["uploading"]),
     Phase.STOPPING: (SecondaryStatus.STOPPING, MESSAGES["stopping"]),
+    Phase.INTERRUPTED: (SecondaryStatus.INTERRUPTED, MESSAGES["interrupted"]),
 }
 
 

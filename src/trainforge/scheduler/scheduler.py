@@ -2,7 +2,8 @@
 the job lifecycle, delivers stop requests, and takes over jobs whose worker died.
 
 Jobs are admitted first come, first served: a job that does not fit waits (secondary status
-Pending) and the jobs behind it wait with it, so a large job is never starved by small ones.
+Pending) and the jobs behind it wait with it, so a large job is never starved by small ones. A
+job that waits past its MaxPendingTimeInSeconds (or a spot job past MaxWaitTimeInSeconds) ends.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from trainforge.domain.allocation import Allocation
 from trainforge.domain.records import Schedule
 from trainforge.errors import EngineError
 from trainforge.runtime.report import Outcome, OutcomeKind
-from trainforge.scheduler.lifecycle import Lifecycle, StoreStopControl, finish
+from trainforge.scheduler.control import StoreStopControl
+from trainforge.scheduler.lifecycle import Lifecycle, expire_if_waited_too_long, finish
 from trainforge.scheduler.reporter import durably
 
 log = logging.getLogger("trainforge.scheduler")
@@ -107,6 +109,9 @@ class Scheduler:
                 # Stopped while waiting: it ends now, even behind a job that cannot start yet.
                 stopped = Outcome(OutcomeKind.STOPPED)
                 durably(partial(finish, self.jobs, job.name, stopped), f"job {job.name}'s end")
+                continue
+            if expire_if_waited_too_long(self.jobs, job, time.time()):
+                # MaxPendingTimeInSeconds (or a spot job's MaxWaitTimeInSeconds) ran out.
                 continue
             if blocked or (
                 self.max_concurrent_jobs and len(self.running) >= self.max_concurrent_jobs

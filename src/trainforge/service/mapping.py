@@ -10,7 +10,7 @@ from typing import Any
 
 from trainforge.domain import contract
 from trainforge.domain.records import TrainingJob
-from trainforge.domain.status import training_seconds
+from trainforge.domain.status import billable_seconds, training_seconds
 
 DEFAULT_MAX_RUNTIME = 86400
 
@@ -110,8 +110,9 @@ def describe(job: TrainingJob) -> dict[str, Any]:
     seconds = training_seconds(job)
     if seconds is not None:
         out["TrainingTimeInSeconds"] = seconds
-        # On-demand instances: billable time equals training time (spot would bill less).
-        out["BillableTimeInSeconds"] = seconds
+        # Equal to the training time for a job that ran in one go; less by the time a job spent
+        # interrupted or starting again.
+        out["BillableTimeInSeconds"] = billable_seconds(job) or seconds
     for key in (
         "DebugHookConfig",
         "ExperimentConfig",

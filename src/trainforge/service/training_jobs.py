@@ -1,7 +1,7 @@
-"""SageMaker semantics of the training job operations: Create, Describe, List, Stop, Delete and
-tags. Requests arrive already validated against the model's shapes (``aws.validate``); this
-module adds the semantic checks of spec §12.2, uniqueness, and the wire quirks of real SageMaker.
-No HTTP and no Docker here.
+"""SageMaker semantics of the training job operations: Create, Describe, List, Stop, Update,
+Delete and tags. Requests arrive already validated against the model's shapes
+(``aws.validate``); this module adds the semantic checks of spec §12.2, uniqueness, and the wire
+quirks of real SageMaker. No HTTP and no Docker here.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from trainforge.errors import (
     ResourceLimitExceeded,
     ValidationError,
 )
-from trainforge.service import mapping
+from trainforge.service import job_changes, mapping
 from trainforge.store.jobs import DuplicateJob, JobStore, ListQuery, UnknownJob
 
 # Real SageMaker answers an unknown job in Describe/Stop with ValidationException, not the
@@ -173,6 +173,16 @@ class TrainingJobService:
                 f"The request was rejected because the training job is in status {moved.status}."
             )
         return {}
+
+    # -- Update, and trainforge's own spot interruption -----------------------------------------
+
+    def update_training_job(self, params: dict[str, Any]) -> dict[str, Any]:
+        job = job_changes.update_training_job(self.jobs, params)
+        return {"TrainingJobArn": job.arn}
+
+    def interrupt_training_job(self, name: str) -> TrainingJob:
+        """Not a SageMaker operation: ``trainforge interrupt`` (see ``job_changes``)."""
+        return job_changes.interrupt_training_job(self.jobs, name)
 
     def delete_training_job(self, params: dict[str, Any]) -> dict[str, Any]:
         name = params["TrainingJobName"]

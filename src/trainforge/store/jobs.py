@@ -266,6 +266,61 @@ class JobStore:
         )
         return bool(row and row[0])
 
+    # -- interruptions and updates -------------------------------------------------------------
+
+    def requests(self, name: str) -> tuple[bool, bool]:
+        """(stop requested, interruption requested), in one read: what a worker polls."""
+        row = (
+            self.db.read()
+            .execute("SELECT stop_requested, interrupt_requested FROM jobs WHERE name = ?", (name,))
+            .fetchone()
+        )
+        return (bool(row[0]), bool(row[1])) if row else (False, False)
+
+    def request_interrupt(self, name: str, only_from: Sequence[SecondaryStatus]) -> TrainingJob:
+        """Ask the job's worker to interrupt it, if it is in one of ``only_from`` (checked in the
+        same transaction); returns the job as it was."""
+        with self.db.write() as conn:
+            row = conn.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE name = ?", (name,)
+            ).fetchone()
+            if row is None:
+                raise UnknownJob(name)
+            job = _job_from_row(row, _transitions(conn, name))
+            if job.secondary_status in only_from and not job.stop_requested:
+                conn.execute("UPDATE jobs SET interrupt_requested = 1 WHERE name = ?", (name,))
+            return job
+
+    def next_attempt(self, name: str) -> None:
+        """The job starts again on fresh hosts: the interruption asked for is done, and the last
+        attempt's SIGTERM moment no longer applies."""
+        with self.db.write() as conn:
+            conn.execute(
+                "UPDATE jobs SET interrupt_requested = 0, terminated_at = NULL,"
+                " terminate_reason = NULL WHERE name = ?",
+                (name,),
+            )
+
+    def update_request(
+        self, name: str, change: Callable[[TrainingJob], dict[str, Any]]
+    ) -> TrainingJob:
+        """Replace the job's stored request with ``change(job)`` (it may raise to refuse), read
+        and written in one transaction."""
+        with self.db.write() as conn:
+            row = conn.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE name = ?", (name,)
+            ).fetchone()
+            if row is None:
+                raise UnknownJob(name)
+            job = _job_from_row(row, _transitions(conn, name))
+            request = change(job)
+            now = round(time.time(), 3)
+            conn.execute(
+                "UPDATE jobs SET request = ?, last_modified_time = ? WHERE name = ?",
+                (json.dumps(request, separators=(",", ":")), now, name),
+            )
+            return dataclasses.replace(job, request=request, last_modified_time=now)
+
     # -- scheduling ----------------------------------------------------------------------------
 
     _SCHEDULE_COLUMNS = (

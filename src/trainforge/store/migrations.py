@@ -108,4 +108,10 @@ CREATE TABLE metric_points (
 CREATE INDEX metric_points_series ON metric_points (job, metric, source, timestamp)
 """,
     ),
+    (
+        5,
+        """
+ALTER TABLE jobs ADD COLUMN interrupt_requested INTEGER NOT NULL DEFAULT 0
+""",
+    ),
 ]
