@@ -28,7 +28,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from trainforge.errors import StorageCancelled, StorageError
-from trainforge.storage.base import Download, ObjectInfo, ShouldStop
+from trainforge.storage.base import Download, ObjectInfo, ShouldStop, Stream
 from trainforge.storage.location import Location
 from trainforge.storage.s3_lean import Credentials, LeanGetter, LeanUnavailable
 
@@ -92,6 +92,13 @@ class S3Store:
             return bytes(response["Body"].read())
         except (ClientError, BotoCoreError) as exc:
             raise StorageError(f"cannot read {location}: {_describe(exc)}") from exc
+
+    def open_stream(self, location: Location) -> Stream:
+        try:
+            body = self.client.get_object(Bucket=location.bucket, Key=location.key)["Body"]
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"cannot read {location}: {_describe(exc)}") from exc
+        return _BodyStream(body, location)
 
     # -- downloads -----------------------------------------------------------------------------
 
@@ -261,6 +268,23 @@ class S3Store:
             self.client.delete_object(Bucket=location.bucket, Key=location.key)
         except (ClientError, BotoCoreError) as exc:
             raise StorageError(f"cannot remove {location}: {_describe(exc)}") from exc
+
+
+class _BodyStream:
+    """A GET's body whose read errors are ``StorageError``s."""
+
+    def __init__(self, body: Any, location: Location) -> None:
+        self._body = body
+        self._location = location
+
+    def read(self, size: int) -> bytes:
+        try:
+            return bytes(self._body.read(size))
+        except (BotoCoreError, OSError) as exc:
+            raise StorageError(f"cannot read {self._location}: {exc}") from exc
+
+    def close(self) -> None:
+        self._body.close()
 
 
 def caller_credentials_env() -> dict[str, str]:
