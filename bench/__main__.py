@@ -16,7 +16,17 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import archive, burst, describe_load, footprint, loglatency, noop, staging, swarm
+from bench import (
+    archive,
+    burst,
+    describe_load,
+    footprint,
+    loglatency,
+    noop,
+    pipes,
+    staging,
+    swarm,
+)
 from bench.common import ROOT, Row
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[Row]]] = {
@@ -24,6 +34,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[Row]]] = {
     "noop-run": lambda a: list(noop.run_noop(a.runs)),
     "s3-staging": lambda a: staging.s3_staging(max(3, a.runs // 2)),
     "local-channel": lambda a: [staging.local_channel(a.runs)],
+    "pipe-local": lambda a: [pipes.pipe_local_channel(a.runs)],
     "model-archive": lambda a: [archive.model_archive(max(3, a.runs // 2))],
     "describe-load": lambda a: describe_load.describe_load(a.jobs),
     "burst": lambda a: burst.burst(a.burst),

@@ -48,7 +48,9 @@ FIFO_MODE = 0o644
 CHUNK_BYTES = 1 << 20
 # A larger pipe means fewer wake-ups of writer and reader per MiB; the kernel may refuse it.
 PIPE_BYTES = 1 << 20
-OPEN_POLL_SECONDS = 0.01
+# A feeder waiting for its reader polls at first every millisecond (a reader that opens the
+# next epoch at once waits no longer than that), backing off to every 20 ms.
+OPEN_POLL_SECONDS = (0.001, 0.02)
 # A RecordIO record whose length is not known up front (a gzipped object, a manifest entry) is
 # spooled first, in memory up to this size and on the job's scratch disk beyond it.
 SPOOL_MEMORY_BYTES = 32 << 20
@@ -117,12 +119,14 @@ def current_epoch(hw: HostWorkspace, channel: str) -> int:
 
 def open_writer(path: Path, stopping: threading.Event) -> int | None:
     """The write end of the FIFO once a reader has opened it; None once ``stopping`` is set."""
+    delay, longest = OPEN_POLL_SECONDS
     while not stopping.is_set():
         try:
             fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
             if exc.errno == errno.ENXIO:  # no reader yet
-                stopping.wait(OPEN_POLL_SECONDS)
+                stopping.wait(delay)
+                delay = min(delay * 2, longest)
                 continue
             if exc.errno == errno.ENOENT:  # the algorithm removed it
                 make_fifo(path)
