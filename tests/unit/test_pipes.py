@@ -329,3 +329,65 @@ def test_feeder_that_nobody_reads_stops_when_told(tmp_path: Path) -> None:
     running = Running(feeder)
     time.sleep(0.1)  # let it wait for a reader (the test holds for any value)
     assert running.stop() == []
+
+
+def test_feeder_goes_on_from_the_latest_epoch_a_previous_worker_made(tmp_path: Path) -> None:
+    data = _data(tmp_path / "data", {"a": b"payload"})
+    spec, workspace = _prepare(tmp_path / "jobs", _request(str(data), "Pipe"), "taken-over")
+    hw = workspace.hosts[0]
+    os.mkfifo(fifo_path(hw, "train", 1))
+    os.mkfifo(fifo_path(hw, "train", 2))
+    (feeder,) = host_pipes(spec, workspace, hw, _storage())
+    running = Running(feeder)
+    try:
+        assert read_fifo(fifo_path(hw, "train", 2)) == b"payload"
+        assert read_fifo(fifo_path(hw, "train", 3)) == b"payload"
+    finally:
+        assert running.stop() == []
+
+
+@pytest.mark.parametrize("planted", ["fifo", "data-directory"])
+def test_feeder_never_follows_a_link_the_container_put_in_its_tree(
+    tmp_path: Path, planted: str
+) -> None:
+    """The container owns /opt/ml: a link in place of a FIFO (or of input/data) must not make
+    the feeder open, create or write anything outside the host's tree."""
+    data = _data(tmp_path / "data", {"a": b"channel bytes"})
+    spec, workspace = _prepare(tmp_path / "jobs", _request(str(data), "Pipe"), f"link-{planted}")
+    hw = workspace.hosts[0]
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victim = outside / "victim"
+    victim.write_bytes(b"precious")
+    if planted == "fifo":
+        fifo_path(hw, "train", 0).unlink()
+        fifo_path(hw, "train", 0).symlink_to(victim)
+    else:
+        hw.data_dir.rename(hw.root / "input" / "moved")
+        hw.data_dir.symlink_to(outside)
+    (feeder,) = host_pipes(spec, workspace, hw, _storage())
+    running = Running(feeder)
+    running.thread.join(10)  # it gives up by itself
+    warnings = running.stop()
+    assert len(warnings) == 1 and "feeding channel 'train' stopped" in warnings[0], warnings
+    assert victim.read_bytes() == b"precious"
+    assert sorted(p.name for p in outside.iterdir()) == ["victim"]
+
+
+def test_manifest_entries_are_framed_without_a_listed_size(tmp_path: Path) -> None:
+    data = _data(tmp_path / "pool", {"one": b"1" * 5, "sub/two": b"22", "unlisted": b"x"})
+    manifest = tmp_path / "train.manifest"
+    manifest.write_text(f'[{{"prefix": "file://{data}/"}}, "sub/two", "one"]')
+    request = _request(str(manifest), "Pipe", RecordWrapperType="RecordIO")
+    request["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3DataType"] = "ManifestFile"
+    spec, workspace = _prepare(tmp_path / "jobs", request, "manifest")
+    hw = workspace.hosts[0]
+    assert [o.size for o in read_plan(plan_path(workspace, "train"))] == [None, None]
+    (feeder,) = host_pipes(spec, workspace, hw, _storage())
+    running = Running(feeder)
+    try:
+        stream = read_fifo(fifo_path(hw, "train", 0))
+    finally:
+        assert running.stop() == []
+    # The manifest's order, as File mode lists it.
+    assert list(read_recordio(io.BytesIO(stream))) == [b"22", b"11111"]

@@ -10,7 +10,8 @@ in key order or in the epoch's shuffled order, each gunzipped or wrapped as a Re
 as the channel asks), makes the next epoch's FIFO and closes, so the reader sees EOF with the
 next FIFO already there. A reader that closes early ends that epoch (EPIPE). A feeder waiting
 for a reader polls a non-blocking open, so it notices ``stopping``; a blocked write cannot
-outlive the reader, whose end closes when its container ends.
+outlive the reader, whose end closes when its container ends. The container owns its tree, so
+FIFOs are reached through descriptors that never follow a link it may have put there.
 
 This module reads objects through the stores and writes FIFOs in a host's tree; it never
 lists, shards or downloads (``runtime.staging``, ``runtime.selection``).
@@ -86,52 +87,80 @@ def read_plan(path: Path) -> list[PipeObject]:
 
 
 def fifo_path(hw: HostWorkspace, channel: str, epoch: int) -> Path:
-    return hw.data_dir / f"{channel}_{epoch}"
+    return hw.data_dir / fifo_name(channel, epoch)
 
 
-def make_fifo(path: Path) -> None:
-    """A FIFO at ``path`` unless one is there; ``OSError`` when something else is."""
+def fifo_name(channel: str, epoch: int) -> str:
+    return f"{channel}_{epoch}"
+
+
+# The container can write its whole /opt/ml tree, so every name under the host's root is its to
+# replace, with a link to anywhere on this machine. The feeders therefore reach the data
+# directory and its FIFOs through file descriptors, never following a link.
+_NO_LINKS = os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+@contextlib.contextmanager
+def data_directory(hw: HostWorkspace) -> Iterator[int]:
+    """A descriptor of ``hw``'s /opt/ml/input/data, reached from its root without links."""
+    fd = os.open(hw.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        os.mkfifo(path, FIFO_MODE)
-    except FileExistsError:
-        if not stat.S_ISFIFO(os.lstat(path).st_mode):
-            raise FileExistsError(
-                errno.EEXIST, "exists and is not a FIFO (a channel of that name?)", str(path)
-            ) from None
-        return
-    os.chmod(path, FIFO_MODE)
+        for part in hw.data_dir.relative_to(hw.root).parts:
+            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | _NO_LINKS, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        yield fd
+    finally:
+        os.close(fd)
 
 
-def current_epoch(hw: HostWorkspace, channel: str) -> int:
+def _checked_fifo(fd: int, name: str) -> None:
+    if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise FileExistsError(errno.EEXIST, "exists and is not a FIFO", name)
+
+
+def make_fifo(directory: int, name: str) -> None:
+    """A FIFO ``name`` in ``directory`` unless one is there; ``OSError`` when something else
+    (a channel's directory, a link) is."""
+    with contextlib.suppress(FileExistsError):
+        os.mkfifo(name, FIFO_MODE, dir_fd=directory)
+    # Opening the read end of a FIFO without O_NONBLOCK would wait for a writer.
+    fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | _NO_LINKS, dir_fd=directory)
+    _checked_fifo(fd, name)
+    try:
+        os.fchmod(fd, FIFO_MODE)  # whatever the process's umask
+    finally:
+        os.close(fd)
+
+
+def current_epoch(directory: int, channel: str) -> int:
     """The latest epoch whose FIFO exists (a worker that takes a job over goes on from there)."""
     pattern = re.compile(re.escape(channel) + r"_(\d+)")
     epochs = [0]
-    try:
-        entries = list(os.scandir(hw.data_dir))
-    except OSError:
-        return 0
-    for entry in entries:
-        found = pattern.fullmatch(entry.name)
-        if found and stat.S_ISFIFO(entry.stat(follow_symlinks=False).st_mode):
+    for name in os.listdir(directory):
+        found = pattern.fullmatch(name)
+        if found and stat.S_ISFIFO(os.stat(name, dir_fd=directory, follow_symlinks=False).st_mode):
             epochs.append(int(found.group(1)))
     return max(epochs)
 
 
-def open_writer(path: Path, stopping: threading.Event) -> int | None:
-    """The write end of the FIFO once a reader has opened it; None once ``stopping`` is set."""
+def open_writer(directory: int, name: str, stopping: threading.Event) -> int | None:
+    """The write end of FIFO ``name`` once a reader has opened it; None once ``stopping``."""
     delay, longest = OPEN_POLL_SECONDS
     while not stopping.is_set():
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            fd = os.open(name, os.O_WRONLY | os.O_NONBLOCK | _NO_LINKS, dir_fd=directory)
         except OSError as exc:
             if exc.errno == errno.ENXIO:  # no reader yet
                 stopping.wait(delay)
                 delay = min(delay * 2, longest)
                 continue
             if exc.errno == errno.ENOENT:  # the algorithm removed it
-                make_fifo(path)
+                make_fifo(directory, name)
                 continue
             raise
+        _checked_fifo(fd, name)
         os.set_blocking(fd, True)
         with contextlib.suppress(OSError):
             fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
@@ -225,28 +254,41 @@ class PipeFeeder:
         except (OSError, ValueError, TypeError) as exc:
             return [f"{self.hw.host.name}: channel '{self.channel.name}' has no plan: {exc}"]
         warnings: list[str] = []
-        epoch = current_epoch(self.hw, self.channel.name)
+        try:
+            with data_directory(self.hw) as directory:
+                self._epochs(directory, objects, stopping, warnings)
+        except OSError as exc:
+            where = exc.filename or self.hw.data_dir
+            warnings.append(
+                f"{self.hw.host.name}: feeding channel '{self.channel.name}' stopped at {where}: "
+                f"{exc.strerror or exc}"
+            )
+        return warnings
+
+    def _epochs(
+        self,
+        directory: int,
+        objects: Sequence[PipeObject],
+        stopping: threading.Event,
+        warnings: list[str],
+    ) -> None:
+        epoch = current_epoch(directory, self.channel.name)
         while True:
-            path = fifo_path(self.hw, self.channel.name, epoch)
-            try:
-                make_fifo(path)
-                fd = open_writer(path, stopping)
-            except OSError as exc:
-                return [*warnings, f"{self.hw.host.name}: cannot feed {path.name}: {exc}"]
+            name = fifo_name(self.channel.name, epoch)
+            make_fifo(directory, name)
+            fd = open_writer(directory, name, stopping)
             if fd is None:
-                return warnings
+                return
             try:
                 for obj in self.epoch_objects(objects, epoch):
                     problem = self._write_object(fd, obj)
                     if problem:
-                        log.warning("%s: %s: %s", self.hw.host.name, path.name, problem)
-                        warnings.append(f"{self.hw.host.name}: {path.name}: {problem}")
+                        log.warning("%s: %s: %s", self.hw.host.name, name, problem)
+                        warnings.append(f"{self.hw.host.name}: {name}: {problem}")
                 # The next FIFO exists before the reader sees this one's end.
-                make_fifo(fifo_path(self.hw, self.channel.name, epoch + 1))
+                make_fifo(directory, fifo_name(self.channel.name, epoch + 1))
             except BrokenPipeError:
                 pass  # the reader closed early: the epoch ends here
-            except OSError as exc:
-                warnings.append(f"{self.hw.host.name}: writing {path.name} failed: {exc}")
             finally:
                 os.close(fd)
             epoch += 1

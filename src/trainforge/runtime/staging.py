@@ -22,7 +22,14 @@ from trainforge.domain.hosts import Host
 from trainforge.engines.base import Mount
 from trainforge.errors import Fault, JobFailure, StorageError
 from trainforge.runtime.jobspec import ChannelSpec, JobSpec
-from trainforge.runtime.pipes import PipeObject, fifo_path, make_fifo, plan_path, write_plan
+from trainforge.runtime.pipes import (
+    PipeObject,
+    data_directory,
+    fifo_name,
+    make_fifo,
+    plan_path,
+    write_plan,
+)
 from trainforge.runtime.selection import host_objects
 from trainforge.runtime.workspace import Workspace, channel_directory, channel_hosts
 from trainforge.storage.base import Download, Storage
@@ -201,7 +208,8 @@ class Stager:
             write_plan(plan_path(workspace, channel.name), plan)
             for hw in workspace.hosts:
                 if hw.host.name in names:
-                    make_fifo(fifo_path(hw, channel.name, 0))
+                    with data_directory(hw) as directory:
+                        make_fifo(directory, fifo_name(channel.name, 0))
         except OSError as exc:
             raise JobFailure.platform(
                 f"cannot prepare Pipe channel '{channel.name}': {exc}"
