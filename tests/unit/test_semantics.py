@@ -274,6 +274,18 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         "(/opt/ml/input/data/train_1); rename one of them.",
     ),
     (
+        "gzip-in-file-mode",
+        channel0(CompressionType="Gzip"),
+        "Invalid compression type for channel train: File mode only supports NONE, got Gzip "
+        "instead",
+    ),
+    (
+        "gzip-in-fastfile-mode",
+        channel0(CompressionType="Gzip", InputMode="FastFile"),
+        "Invalid compression type for channel train: FastFile mode only supports NONE, got Gzip "
+        "instead",
+    ),
+    (
         "pipe-augmented",
         _pipe_augmented,
         "Channel 'train': S3DataType AugmentedManifestFile is not supported in Pipe mode; use "

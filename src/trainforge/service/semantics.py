@@ -159,6 +159,13 @@ def _channel_problem(params: dict[str, Any]) -> str | None:
             )
         s3 = source["S3DataSource"]
         mode = channel.get("InputMode") or default_mode
+        compression = channel.get("CompressionType") or "None"
+        if mode != "Pipe" and compression != "None":
+            # Observed text (sagemaker-python-sdk issue #716).
+            return (
+                f"Invalid compression type for channel {name}: {mode} mode only supports NONE, "
+                f"got {compression} instead"
+            )
         data_type = s3.get("S3DataType")
         if data_type not in ("S3Prefix", "ManifestFile"):
             return (
