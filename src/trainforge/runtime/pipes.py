@@ -23,6 +23,7 @@ import contextlib
 import errno
 import fcntl
 import io
+import itertools
 import json
 import logging
 import os
@@ -31,7 +32,9 @@ import stat
 import tempfile
 import threading
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections import deque
+from collections.abc import Generator, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +58,8 @@ OPEN_POLL_SECONDS = (0.001, 0.02)
 # A RecordIO record whose length is not known up front (a gzipped object, a manifest entry) is
 # spooled first, in memory up to this size and on the job's scratch disk beyond it.
 SPOOL_MEMORY_BYTES = 32 << 20
+# Objects of S3 opened ahead of the one being written.
+PREFETCH = 4
 
 
 @dataclass(frozen=True)
@@ -280,11 +285,12 @@ class PipeFeeder:
             if fd is None:
                 return
             try:
-                for obj in self.epoch_objects(objects, epoch):
-                    problem = self._write_object(fd, obj)
-                    if problem:
-                        log.warning("%s: %s: %s", self.hw.host.name, name, problem)
-                        warnings.append(f"{self.hw.host.name}: {name}: {problem}")
+                with contextlib.closing(self._opened(self.epoch_objects(objects, epoch))) as opened:
+                    for obj, stream in opened:
+                        problem = self._write_object(fd, obj, stream)
+                        if problem:
+                            log.warning("%s: %s: %s", self.hw.host.name, name, problem)
+                            warnings.append(f"{self.hw.host.name}: {name}: {problem}")
                 # The next FIFO exists before the reader sees this one's end.
                 make_fifo(directory, fifo_name(self.channel.name, epoch + 1))
             except BrokenPipeError:
@@ -293,13 +299,50 @@ class PipeFeeder:
                 os.close(fd)
             epoch += 1
 
-    def _write_object(self, fd: int, obj: PipeObject) -> str | None:
+    def _open(self, obj: PipeObject) -> Stream:
+        return self.storage.store_for(obj.location).open_stream(obj.location)
+
+    def _opened(
+        self, objects: Sequence[PipeObject]
+    ) -> Generator[tuple[PipeObject, Stream | StorageError], None, None]:
+        """Each object with its stream (or why it cannot be read). Remote objects are opened
+        ``PREFETCH`` ahead, so the next GETs' round trips overlap this object's writing: a
+        channel of many small objects is otherwise all round trips."""
+        if not objects or objects[0].location.is_local:
+            for obj in objects:
+                try:
+                    yield obj, self._open(obj)
+                except StorageError as exc:
+                    yield obj, exc
+            return
+        rest = iter(objects)
+        pending: deque[tuple[PipeObject, Future[Stream]]] = deque()
+        with ThreadPoolExecutor(PREFETCH, thread_name_prefix="pipe-open") as pool:
+            try:
+                for obj in itertools.islice(rest, PREFETCH):
+                    pending.append((obj, pool.submit(self._open, obj)))
+                while pending:
+                    obj, future = pending.popleft()
+                    following = next(rest, None)
+                    if following is not None:
+                        pending.append((following, pool.submit(self._open, following)))
+                    try:
+                        stream = future.result()
+                    except StorageError as exc:
+                        yield obj, exc
+                        continue
+                    yield obj, stream
+            finally:
+                # The epoch ended early: what was opened ahead is closed unread.
+                for _, future in pending:
+                    if not future.cancel() and future.exception() is None:
+                        future.result().close()
+
+    def _write_object(self, fd: int, obj: PipeObject, stream: Stream | StorageError) -> str | None:
         """Write one object (gunzipped, framed as the channel asks); what went wrong with it, if
         anything. ``BrokenPipeError`` when the reader has gone."""
-        try:
-            stream = self.storage.store_for(obj.location).open_stream(obj.location)
-        except StorageError as exc:
-            return f"skipped {obj.location}: {exc}"
+        if isinstance(stream, StorageError):
+            return f"skipped {obj.location}: {stream}"
         try:
             gzipped = self.channel.compression == "Gzip"
             if self.channel.record_wrapper == "RecordIO":
