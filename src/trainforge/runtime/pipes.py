@@ -119,10 +119,17 @@ def data_directory(hw: HostWorkspace) -> Iterator[int]:
         os.close(fd)
 
 
-def _checked_fifo(fd: int, name: str) -> None:
-    if not stat.S_ISFIFO(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise FileExistsError(errno.EEXIST, "exists and is not a FIFO", name)
+def _open_fifo(directory: int, name: str, flags: int) -> int:
+    """Open FIFO ``name`` of ``directory`` with ``flags``, having checked through an ``O_PATH``
+    handle that it is a FIFO: nothing else the container may have put there (a link, a device
+    node) is ever opened, and the check and the open see the same inode."""
+    handle = os.open(name, os.O_PATH | _NO_LINKS, dir_fd=directory)
+    try:
+        if not stat.S_ISFIFO(os.fstat(handle).st_mode):
+            raise FileExistsError(errno.EEXIST, "exists and is not a FIFO", name)
+        return os.open(f"/proc/self/fd/{handle}", flags | os.O_CLOEXEC)
+    finally:
+        os.close(handle)
 
 
 def make_fifo(directory: int, name: str) -> None:
@@ -130,9 +137,8 @@ def make_fifo(directory: int, name: str) -> None:
     (a channel's directory, a link) is."""
     with contextlib.suppress(FileExistsError):
         os.mkfifo(name, FIFO_MODE, dir_fd=directory)
-    # Opening the read end of a FIFO without O_NONBLOCK would wait for a writer.
-    fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | _NO_LINKS, dir_fd=directory)
-    _checked_fifo(fd, name)
+    # The read end, non-blocking: opening a FIFO's read end may not wait for a writer.
+    fd = _open_fifo(directory, name, os.O_RDONLY | os.O_NONBLOCK)
     try:
         os.fchmod(fd, FIFO_MODE)  # whatever the process's umask
     finally:
@@ -155,7 +161,7 @@ def open_writer(directory: int, name: str, stopping: threading.Event) -> int | N
     delay, longest = OPEN_POLL_SECONDS
     while not stopping.is_set():
         try:
-            fd = os.open(name, os.O_WRONLY | os.O_NONBLOCK | _NO_LINKS, dir_fd=directory)
+            fd = _open_fifo(directory, name, os.O_WRONLY | os.O_NONBLOCK)
         except OSError as exc:
             if exc.errno == errno.ENXIO:  # no reader yet
                 stopping.wait(delay)
@@ -165,7 +171,6 @@ def open_writer(directory: int, name: str, stopping: threading.Event) -> int | N
                 make_fifo(directory, name)
                 continue
             raise
-        _checked_fifo(fd, name)
         os.set_blocking(fd, True)
         with contextlib.suppress(OSError):
             fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
