@@ -20,8 +20,9 @@ FILE_MIB = 512
 
 
 def pipe_local_channel(runs: int) -> Row:
+    from trainforge.runtime.fifos import fifo_path
     from trainforge.runtime.jobspec import JobSpec
-    from trainforge.runtime.pipes import fifo_path, host_pipes
+    from trainforge.runtime.pipes import host_pipes
     from trainforge.runtime.staging import Stager
     from trainforge.runtime.workspace import Workspace
     from trainforge.storage.base import Storage

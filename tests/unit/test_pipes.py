@@ -22,12 +22,12 @@ from typing import Any
 import pytest
 
 from trainforge.runtime import recordio
+from trainforge.runtime.fifos import fifo_path
 from trainforge.runtime.jobspec import JobSpec
 from trainforge.runtime.pipes import (
     CHUNK_BYTES,
     PipeFeeder,
     TruncatedGzip,
-    fifo_path,
     gunzip,
     host_pipes,
     plan_path,

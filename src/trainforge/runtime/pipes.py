@@ -8,27 +8,22 @@ the host runs: in the server's process on one machine, in the host's agent on a 
 waits for the algorithm to open the epoch's FIFO, writes the host's objects into it (its shard,
 in key order or in the epoch's shuffled order, each gunzipped or wrapped as a RecordIO record
 as the channel asks), makes the next epoch's FIFO and closes, so the reader sees EOF with the
-next FIFO already there. A reader that closes early ends that epoch (EPIPE). A feeder waiting
-for a reader polls a non-blocking open, so it notices ``stopping``; a blocked write cannot
-outlive the reader, whose end closes when its container ends. The container owns its tree, so
-FIFOs are reached through descriptors that never follow a link it may have put there.
+next FIFO already there. A reader that closes early ends that epoch (EPIPE). A blocked write
+cannot outlive the reader, whose end closes when its container ends.
 
-This module reads objects through the stores and writes FIFOs in a host's tree; it never
-lists, shards or downloads (``runtime.staging``, ``runtime.selection``).
+This module reads objects through the stores and writes them into FIFOs (made and opened by
+``runtime.fifos``); it never lists, shards or downloads (``runtime.staging``,
+``runtime.selection``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import io
 import itertools
 import json
 import logging
 import os
-import re
-import stat
 import tempfile
 import threading
 import zlib
@@ -40,6 +35,13 @@ from pathlib import Path
 
 from trainforge.errors import StorageError
 from trainforge.runtime import recordio
+from trainforge.runtime.fifos import (
+    current_epoch,
+    data_directory,
+    fifo_name,
+    make_fifo,
+    open_writer,
+)
 from trainforge.runtime.jobspec import ChannelSpec, JobSpec
 from trainforge.runtime.selection import host_objects
 from trainforge.runtime.workspace import HostWorkspace, Workspace, channel_hosts, channels_for_host
@@ -48,13 +50,7 @@ from trainforge.storage.location import Location, Scheme
 
 log = logging.getLogger("trainforge.runtime")
 
-FIFO_MODE = 0o644
 CHUNK_BYTES = 1 << 20
-# A larger pipe means fewer wake-ups of writer and reader per MiB; the kernel may refuse it.
-PIPE_BYTES = 1 << 20
-# A feeder waiting for its reader polls at first every millisecond (a reader that opens the
-# next epoch at once waits no longer than that), backing off to every 20 ms.
-OPEN_POLL_SECONDS = (0.001, 0.02)
 # A RecordIO record whose length is not known up front (a gzipped object, a manifest entry) is
 # spooled first, in memory up to this size and on the job's scratch disk beyond it.
 SPOOL_MEMORY_BYTES = 32 << 20
@@ -68,7 +64,7 @@ class PipeObject:
     size: int | None  # None when the listing does not say (manifest entries)
 
 
-# -- the plan and the FIFOs ------------------------------------------------------------------
+# -- the plan ------------------------------------------------------------------
 
 
 def plan_path(workspace: Workspace, channel: str) -> Path:
@@ -89,93 +85,6 @@ def read_plan(path: Path) -> list[PipeObject]:
         PipeObject(Location(Scheme(scheme), bucket, key), None if size is None else int(size))
         for scheme, bucket, key, size in rows
     ]
-
-
-def fifo_path(hw: HostWorkspace, channel: str, epoch: int) -> Path:
-    return hw.data_dir / fifo_name(channel, epoch)
-
-
-def fifo_name(channel: str, epoch: int) -> str:
-    return f"{channel}_{epoch}"
-
-
-# The container can write its whole /opt/ml tree, so every name under the host's root is its to
-# replace, with a link to anywhere on this machine. The feeders therefore reach the data
-# directory and its FIFOs through file descriptors, never following a link.
-_NO_LINKS = os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-@contextlib.contextmanager
-def data_directory(hw: HostWorkspace) -> Iterator[int]:
-    """A descriptor of ``hw``'s /opt/ml/input/data, reached from its root without links."""
-    fd = os.open(hw.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        for part in hw.data_dir.relative_to(hw.root).parts:
-            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | _NO_LINKS, dir_fd=fd)
-            os.close(fd)
-            fd = inner
-        yield fd
-    finally:
-        os.close(fd)
-
-
-def _open_fifo(directory: int, name: str, flags: int) -> int:
-    """Open FIFO ``name`` of ``directory`` with ``flags``, having checked through an ``O_PATH``
-    handle that it is a FIFO: nothing else the container may have put there (a link, a device
-    node) is ever opened, and the check and the open see the same inode."""
-    handle = os.open(name, os.O_PATH | _NO_LINKS, dir_fd=directory)
-    try:
-        if not stat.S_ISFIFO(os.fstat(handle).st_mode):
-            raise FileExistsError(errno.EEXIST, "exists and is not a FIFO", name)
-        return os.open(f"/proc/self/fd/{handle}", flags | os.O_CLOEXEC)
-    finally:
-        os.close(handle)
-
-
-def make_fifo(directory: int, name: str) -> None:
-    """A FIFO ``name`` in ``directory`` unless one is there; ``OSError`` when something else
-    (a channel's directory, a link) is."""
-    with contextlib.suppress(FileExistsError):
-        os.mkfifo(name, FIFO_MODE, dir_fd=directory)
-    # The read end, non-blocking: opening a FIFO's read end may not wait for a writer.
-    fd = _open_fifo(directory, name, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        os.fchmod(fd, FIFO_MODE)  # whatever the process's umask
-    finally:
-        os.close(fd)
-
-
-def current_epoch(directory: int, channel: str) -> int:
-    """The latest epoch whose FIFO exists (a worker that takes a job over goes on from there)."""
-    pattern = re.compile(re.escape(channel) + r"_(\d+)")
-    epochs = [0]
-    for name in os.listdir(directory):
-        found = pattern.fullmatch(name)
-        if found and stat.S_ISFIFO(os.stat(name, dir_fd=directory, follow_symlinks=False).st_mode):
-            epochs.append(int(found.group(1)))
-    return max(epochs)
-
-
-def open_writer(directory: int, name: str, stopping: threading.Event) -> int | None:
-    """The write end of FIFO ``name`` once a reader has opened it; None once ``stopping``."""
-    delay, longest = OPEN_POLL_SECONDS
-    while not stopping.is_set():
-        try:
-            fd = _open_fifo(directory, name, os.O_WRONLY | os.O_NONBLOCK)
-        except OSError as exc:
-            if exc.errno == errno.ENXIO:  # no reader yet
-                stopping.wait(delay)
-                delay = min(delay * 2, longest)
-                continue
-            if exc.errno == errno.ENOENT:  # the algorithm removed it
-                make_fifo(directory, name)
-                continue
-            raise
-        os.set_blocking(fd, True)
-        with contextlib.suppress(OSError):
-            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
-        return fd
-    return None
 
 
 # -- bytes -----------------------------------------------------------------------------------

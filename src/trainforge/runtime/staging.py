@@ -21,15 +21,9 @@ from trainforge.domain import contract
 from trainforge.domain.hosts import Host
 from trainforge.engines.base import Mount
 from trainforge.errors import Fault, JobFailure, StorageError
+from trainforge.runtime.fifos import data_directory, fifo_name, make_fifo
 from trainforge.runtime.jobspec import ChannelSpec, JobSpec
-from trainforge.runtime.pipes import (
-    PipeObject,
-    data_directory,
-    fifo_name,
-    make_fifo,
-    plan_path,
-    write_plan,
-)
+from trainforge.runtime.pipes import PipeObject, plan_path, write_plan
 from trainforge.runtime.selection import host_objects
 from trainforge.runtime.workspace import Workspace, channel_directory, channel_hosts
 from trainforge.storage.base import Download, Storage
