@@ -1,9 +1,9 @@
-"""Benchmarks 11 and 12: what a job costs while it runs.
+"""Benchmarks 12 and 13: what a job costs while it runs.
 
-11. Scraping 40 MetricDefinitions regexes out of a job's log lines, as the log path does it (in
+12. Scraping 40 MetricDefinitions regexes out of a job's log lines, as the log path does it (in
     batches), in lines per second; the baseline is the contract read literally (every regex on
     every line) in the same run. Target: ≥ 100,000 lines/s.
-12. A container that trains (a fixed amount of CPU work) and writes 1 GiB of checkpoints in 100
+13. A container that trains (a fixed amount of CPU work) and writes 1 GiB of checkpoints in 100
     files, with CheckpointConfig on (copied to S3 while it runs) and off, alternating; the
     container's own training time is compared. Target: at most 1.10 times. The S3 endpoint (moto) runs at
     low CPU priority: it stands in for a remote service, not for work of this machine.
@@ -87,7 +87,7 @@ def scrape_throughput(lines: int = 400_000) -> Row:
     ours_times, literal_times = alternate(ours, literal, runs=3)
     rate, base = lines / median(ours_times), lines / median(literal_times)
     return Row(
-        "11",
+        "12",
         "40 MetricDefinitions regexes over a job's log lines",
         f"{rate:,.0f} lines/s",
         f"{base:,.0f} lines/s (every regex on every line)",
@@ -191,7 +191,7 @@ def checkpoint_overhead(runs: int) -> Row:
         with_sync, without = alternate(lambda: once(True), lambda: once(False), runs, warmup=0)
     ratio = median(with_sync) / median(without)
     return Row(
-        "12",
+        "13",
         "training time with 1 GiB of checkpoints (100 files) copied to S3 while it runs",
         f"{median(with_sync):.2f} s",
         f"{median(without):.2f} s (checkpoints off)",

@@ -1,7 +1,7 @@
 """Issue 8, part 2: one training job across several machines, on a real 3-node Docker Swarm
 started by the fixtures (tests/swarm_support.py), with S3 reachable from the nodes. One host per
 node, reaching its peers as algo-1..N on the job's own network, each staging its own channels
-and shard on its node; the same /opt/ml tree, config files and environment as on one machine; the
+and shard on its node (a Pipe channel's FIFOs fed there); the same /opt/ml tree, config files and environment as on one machine; the
 hosts' archives merged into one model.tar.gz; a failing host stopping the others; stops with
 their grace period; no deadlock between multi-host jobs; GPU hosts only on GPU nodes; jobs the
 swarm can never hold, or whose hosts cannot all start, fail and leave nothing behind; the server
@@ -128,6 +128,7 @@ REPORT = """
 echo "node $(grep ' /opt/ml ' /proc/self/mountinfo | awk '{print $4}' | cut -d/ -f5)"
 echo "shard $(ls /opt/ml/input/data/shard | tr '\\n' ' ')"
 echo "train $(ls /opt/ml/input/data/train | tr '\\n' ' ')"
+echo "pipe $(cat /opt/ml/input/data/pipe_0 | tr '\\n' ' ')| $(cat /opt/ml/input/data/pipe_1 | tr '\\n' ' ')"
 echo "reach $(for h in algo-1 algo-2 algo-3; do ping -c1 -W2 $h >/dev/null && echo -n "$h "; done)"
 echo "config $(cat /opt/ml/input/config/resourceconfig.json)"
 echo "env $TRAINING_JOB_NAME $AWS_REGION $MY_VAR"
@@ -153,6 +154,10 @@ def test_a_three_host_job_runs_one_host_per_node_with_its_own_data(
         channels=[
             channel("train", f"s3://{bucket}/data/"),
             channel("shard", f"s3://{bucket}/data/", distribution="ShardedByS3Key"),
+            # Fed on each host's node by its attend agent, epoch after epoch.
+            channel(
+                "pipe", f"s3://{bucket}/data/", distribution="ShardedByS3Key", InputMode="Pipe"
+            ),
         ],
         Environment={"MY_VAR": "mine"},
     )
@@ -179,6 +184,14 @@ def test_a_three_host_job_runs_one_host_per_node_with_its_own_data(
         "algo-1": {"part-0.csv", "part-3.csv"},
         "algo-2": {"part-1.csv", "part-4.csv"},
         "algo-3": {"part-2.csv"},
+    }
+    pipes = {
+        host: [e.split() for e in value(lines, "pipe").split("|")] for host, lines in logs.items()
+    }
+    assert pipes == {
+        "algo-1": [["0", "3"], ["0", "3"]],
+        "algo-2": [["1", "4"], ["1", "4"]],
+        "algo-3": [["2"], ["2"]],
     }
     for host, lines in logs.items():
         assert value(lines, "train").split() == [f"part-{i}.csv" for i in range(5)]

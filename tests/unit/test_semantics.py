@@ -69,6 +69,16 @@ def test_valid_requests() -> None:
 
     assert semantic_errors(with_change(no_channels)) is None
 
+    def pipe(r: dict[str, Any]) -> None:
+        # Pipe channels from S3 and from a local path, by default or per channel; a File
+        # channel whose name only looks like an epoch FIFO of another channel is fine.
+        r["AlgorithmSpecification"]["TrainingInputMode"] = "Pipe"
+        r["InputDataConfig"][0].update(CompressionType="Gzip", RecordWrapperType="RecordIO")
+        r["InputDataConfig"][0]["ShuffleConfig"] = {"Seed": 7}
+        r["InputDataConfig"][1].update(ChannelName="train_x", InputMode="File")
+
+    assert semantic_errors(with_change(pipe)) is None
+
 
 def set_key(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
     def change(r: dict[str, Any]) -> None:
@@ -106,6 +116,17 @@ def channel0_s3(**fields: Any) -> Callable[[dict[str, Any]], None]:
 
 def _duplicate_channels(r: dict[str, Any]) -> None:
     r["InputDataConfig"][1]["ChannelName"] = "train"
+
+
+def _pipe_fifo_clash(r: dict[str, Any]) -> None:
+    r["AlgorithmSpecification"]["TrainingInputMode"] = "Pipe"
+    r["InputDataConfig"][1]["ChannelName"] = "train_1"
+    r["InputDataConfig"][1]["InputMode"] = "File"
+
+
+def _pipe_augmented(r: dict[str, Any]) -> None:
+    r["InputDataConfig"][0]["InputMode"] = "Pipe"
+    s3(r, 0)["S3DataType"] = "AugmentedManifestFile"
 
 
 def _mixed_groups(r: dict[str, Any]) -> None:
@@ -247,16 +268,28 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         "S3DataSource (an S3 URI or a local path).",
     ),
     (
-        "pipe",
-        channel0(InputMode="Pipe"),
-        "Channel 'train': Pipe input mode is not supported by trainforge yet; use File or "
-        "FastFile.",
+        "pipe-fifo-name-clash",
+        _pipe_fifo_clash,
+        "Channel 'train_1' has the name of an epoch FIFO of Pipe channel 'train' "
+        "(/opt/ml/input/data/train_1); rename one of them.",
     ),
     (
-        "pipe-default",
-        algo(TrainingInputMode="Pipe"),
-        "Channel 'train': Pipe input mode is not supported by trainforge yet; use File or "
-        "FastFile.",
+        "gzip-in-file-mode",
+        channel0(CompressionType="Gzip"),
+        "Invalid compression type for channel train: File mode only supports NONE, got Gzip "
+        "instead",
+    ),
+    (
+        "gzip-in-fastfile-mode",
+        channel0(CompressionType="Gzip", InputMode="FastFile"),
+        "Invalid compression type for channel train: FastFile mode only supports NONE, got Gzip "
+        "instead",
+    ),
+    (
+        "pipe-augmented",
+        _pipe_augmented,
+        "Channel 'train': S3DataType AugmentedManifestFile is not supported in Pipe mode; use "
+        "S3Prefix or ManifestFile.",
     ),
     (
         "augmented",

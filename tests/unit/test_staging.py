@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from trainforge.errors import Fault, JobFailure
-from trainforge.runtime.staging import no_objects_message, relative_path, safe_destination, shard
+from trainforge.runtime.selection import shard
+from trainforge.runtime.staging import no_objects_message, relative_path, safe_destination
 from trainforge.runtime.workspace import channel_directory
 
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from trainforge.runtime.jobspec import JobSpec
+from trainforge.runtime.pipes import host_pipes
 from trainforge.runtime.sync import host_syncs
 from trainforge.runtime.workspace import HostWorkspace, Workspace
 from trainforge.storage.base import Storage
@@ -38,7 +39,7 @@ class Component(Protocol):
 
 def needs_attending(spec: JobSpec) -> bool:
     """Whether anything runs beside ``spec``'s hosts (decided without touching their trees)."""
-    return bool(spec.synced)
+    return bool(spec.synced) or any(c.input_mode == "Pipe" for c in spec.channels)
 
 
 def host_components(
@@ -47,6 +48,7 @@ def host_components(
     """Everything that attends ``hw``'s host while it runs."""
     components: list[Component] = []
     components += host_syncs(spec, workspace, hw, storage)
+    components += host_pipes(spec, workspace, hw, storage)
     return components
 
 

@@ -1,6 +1,7 @@
 """Input channels in File mode: S3 data downloaded under the job's workspace, local paths mounted
 where they are (spec §7). Either way the container sees the channel read-only at
-``/opt/ml/input/data/<channel>``.
+``/opt/ml/input/data/<channel>``. FastFile channels are staged the same way. A Pipe channel is
+listed here by the same rules and its first FIFO made; ``runtime.pipes`` feeds it.
 
 The S3 key → file path rule of §7.2 lives in ``relative_path``; ``check_inputs`` is the
 synchronous "no objects under this prefix" check that CreateTrainingJob makes.
@@ -11,24 +12,24 @@ from __future__ import annotations
 import json
 import os
 import posixpath
-import random
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 from trainforge.domain import contract
 from trainforge.domain.hosts import Host
 from trainforge.engines.base import Mount
 from trainforge.errors import Fault, JobFailure, StorageError
+from trainforge.runtime.fifos import data_directory, fifo_name, make_fifo
 from trainforge.runtime.jobspec import ChannelSpec, JobSpec
-from trainforge.runtime.workspace import Workspace, channel_directory, channels_for_host
+from trainforge.runtime.pipes import PipeObject, plan_path, write_plan
+from trainforge.runtime.selection import host_objects
+from trainforge.runtime.workspace import Workspace, channel_directory, channel_hosts
 from trainforge.storage.base import Download, Storage
 from trainforge.storage.location import BadLocation, Location, parse_location
 
 _MANIFEST_MAX_BYTES = 256 << 20
-T = TypeVar("T")
 
 
 @dataclass
@@ -77,11 +78,6 @@ def safe_destination(root: Path, relative: str) -> Path:
             "the channel directory.",
         )
     return root / normal
-
-
-def shard(objects: Sequence[T], host_index: int, host_count: int) -> list[T]:
-    """ShardedByS3Key: host i (1-based) gets objects j with j mod N == i - 1, in key order."""
-    return [obj for j, obj in enumerate(objects) if j % host_count == host_index - 1]
 
 
 def _location(uri: str) -> Location:
@@ -133,7 +129,7 @@ class Stager:
         that read a channel, wherever they run."""
         report = StagingReport(mounts={hw.host.name: [] for hw in workspace.hosts})
         for channel in spec.channels:
-            hosts = [h for h in spec.hosts if channel in channels_for_host(spec, h)]
+            hosts = channel_hosts(spec, channel)
             self._stage_channel(spec, channel, hosts, workspace, should_stop, report)
         return report
 
@@ -150,6 +146,9 @@ class Stager:
         location = _location(channel.uri)
         sharded = channel.distribution == "ShardedByS3Key" and len(hosts) > 1
         here = {hw.host.name for hw in workspace.hosts}
+        if channel.input_mode == "Pipe":
+            self._plan_pipe(spec, channel, hosts, location, workspace, report)
+            return
         if location.is_local and channel.data_type == "S3Prefix" and not sharded:
             # O(1): the container reads the user's data in place, through a read-only mount.
             source = Path(location.path)
@@ -164,14 +163,12 @@ class Stager:
                     report.mounts[host.name].append(Mount(str(source), target / source.name, True))
             return
         objects = self._objects(spec, channel, location)
-        if channel.shuffle_seed is not None:
-            random.Random(channel.shuffle_seed).shuffle(objects)
         base = channel_directory(workspace.channels_dir, channel.name)
         downloaded = False
         for index, host in enumerate(hosts, start=1):
             if host.name not in here:
                 continue
-            chosen = shard(objects, index, len(hosts)) if sharded else objects
+            chosen = host_objects(objects, channel.shuffle_seed, index, len(hosts), sharded)
             root = base / host.name if sharded else base
             if not sharded and downloaded:
                 # Hosts on one machine share one copy of a fully replicated channel.
@@ -187,10 +184,37 @@ class Stager:
             report.bytes += sum(d.size for d in downloads)
             report.mounts[host.name].append(Mount(str(root), target, True))
 
+    def _plan_pipe(
+        self,
+        spec: JobSpec,
+        channel: ChannelSpec,
+        hosts: list[Host],
+        location: Location,
+        workspace: Workspace,
+        report: StagingReport,
+    ) -> None:
+        """List the channel once for the feeders, and make its first FIFO on each host here."""
+        objects = self._objects(spec, channel, location)
+        unsized = channel.data_type == "ManifestFile"
+        plan = [PipeObject(source, None if unsized else size) for source, _, size in objects]
+        names = {h.name for h in hosts}
+        try:
+            write_plan(plan_path(workspace, channel.name), plan)
+            for hw in workspace.hosts:
+                if hw.host.name in names:
+                    with data_directory(hw) as directory:
+                        make_fifo(directory, fifo_name(channel.name, 0))
+        except OSError as exc:
+            raise JobFailure.platform(
+                f"cannot prepare Pipe channel '{channel.name}': {exc}"
+            ) from exc
+        report.objects += len(plan)
+
     def _objects(
         self, spec: JobSpec, channel: ChannelSpec, location: Location
     ) -> list[tuple[Location, str, int]]:
-        """(source, relative path, size) for every object of the channel, in key order."""
+        """(source, relative path, size) for every object of the channel, in key order (a local
+        directory's files in the order of their relative paths)."""
         store = self.storage.store_for(location)
         try:
             if channel.data_type == "ManifestFile":
@@ -211,6 +235,8 @@ class Stager:
                     found.append((source, rel_key, info.size))
         except StorageError as exc:
             raise JobFailure(Fault.CLIENT, f"Data download failed: {exc}") from exc
+        if location.is_local:
+            found.sort(key=lambda item: item[1])
         if not found:
             raise JobFailure(
                 Fault.CLIENT,

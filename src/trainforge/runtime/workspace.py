@@ -5,10 +5,12 @@ Layout under ``<TRAINFORGE_HOME>/jobs/<job>/``::
     hosts/algo-<i>/             mounted at /opt/ml in host i's container
         input/config/*.json     mounted read-only over /opt/ml/input/config
         input/data/<channel>/   empty mount points; the channel data is mounted read-only on them
+        input/data/<channel>_N  Pipe channels: one FIFO per epoch (runtime.pipes)
         model/  output/data/  checkpoints/
     channels/<channel>/         channel data staged from S3 (never from local paths: those are
                                 mounted where they are)
-    scratch/                    archives being built
+    pipes/<channel>.json        the objects of a Pipe channel, listed when the job starts
+    scratch/                    archives being built, RecordIO records being framed
 
 The config writers are pure functions of the JobSpec, so their exact keys are unit-tested.
 """
@@ -42,6 +44,11 @@ def channel_directory(parent: Path, name: str) -> Path:
 def channels_for_host(spec: JobSpec, host: Host) -> list[ChannelSpec]:
     """Channels restricted with InstanceGroupNames reach only hosts of those groups."""
     return [c for c in spec.channels if not c.instance_groups or host.group in c.instance_groups]
+
+
+def channel_hosts(spec: JobSpec, channel: ChannelSpec) -> list[Host]:
+    """The hosts that read ``channel``, in host order (ShardedByS3Key splits among them)."""
+    return [h for h in spec.hosts if channel in channels_for_host(spec, h)]
 
 
 def hyperparameters_config(spec: JobSpec) -> dict[str, str]:
@@ -176,7 +183,9 @@ class Workspace:
             ):
                 _mkdir(path)
             for channel in channels_for_host(spec, hw.host):
-                _mkdir(channel_directory(hw.data_dir, channel.name))
+                directory = channel_directory(hw.data_dir, channel.name)
+                if channel.input_mode != "Pipe":  # Pipe channels are FIFOs (runtime.pipes)
+                    _mkdir(directory)
             for synced in spec.synced:
                 _mkdir(hw.synced_dir(synced))
             self._write_config(spec, hw)

@@ -7,6 +7,7 @@ are written in the same style and listed in docs/wire-quirks.md.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from trainforge.domain.metrics import regex_problem
@@ -132,6 +133,15 @@ def _channel_problem(params: dict[str, Any]) -> str | None:
         for g in (params.get("ResourceConfig") or {}).get("InstanceGroups") or []
     }
     default_mode = (params.get("AlgorithmSpecification") or {}).get("TrainingInputMode", "File")
+    piped = [c["ChannelName"] for c in channels if (c.get("InputMode") or default_mode) == "Pipe"]
+    for pipe in piped:
+        # A Pipe channel's epochs are /opt/ml/input/data/<channel>_<N> (spec §7.4).
+        clash = next((n for n in names if re.fullmatch(re.escape(pipe) + r"_\d+", n)), None)
+        if clash:
+            return (
+                f"Channel '{clash}' has the name of an epoch FIFO of Pipe channel '{pipe}' "
+                f"(/opt/ml/input/data/{clash}); rename one of them."
+            )
     for index, channel in enumerate(channels, start=1):
         name = channel["ChannelName"]
         if name in (".", ".."):
@@ -149,10 +159,12 @@ def _channel_problem(params: dict[str, Any]) -> str | None:
             )
         s3 = source["S3DataSource"]
         mode = channel.get("InputMode") or default_mode
-        if mode == "Pipe":
+        compression = channel.get("CompressionType") or "None"
+        if mode != "Pipe" and compression != "None":
+            # Observed text (sagemaker-python-sdk issue #716).
             return (
-                f"Channel '{name}': Pipe input mode is not supported by trainforge yet; use File "
-                "or FastFile."
+                f"Invalid compression type for channel {name}: {mode} mode only supports NONE, "
+                f"got {compression} instead"
             )
         data_type = s3.get("S3DataType")
         if data_type not in ("S3Prefix", "ManifestFile"):

@@ -18,6 +18,16 @@ class ObjectInfo:
     size: int
 
 
+class Stream(Protocol):
+    """An object's bytes, read front to back (Pipe-mode channels read objects this way)."""
+
+    def read(self, size: int) -> bytes:
+        """Up to ``size`` bytes; ``b""`` at the end. Raises ``StorageError``."""
+        ...
+
+    def close(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class Download:
     source: Location
@@ -34,6 +44,10 @@ class Store(Protocol):
         ...
 
     def read_bytes(self, location: Location, max_bytes: int) -> bytes: ...
+
+    def open_stream(self, location: Location) -> Stream:
+        """The object's bytes as a stream, fetched as they are read."""
+        ...
 
     def download(self, items: Sequence[Download], should_stop: ShouldStop) -> int:
         """Fetch every item to its dest; returns the bytes written. Stops early, raising

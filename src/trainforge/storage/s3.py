@@ -15,6 +15,7 @@ corners.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -28,7 +29,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from trainforge.errors import StorageCancelled, StorageError
-from trainforge.storage.base import Download, ObjectInfo, ShouldStop
+from trainforge.storage.base import Download, ObjectInfo, ShouldStop, Stream
 from trainforge.storage.location import Location
 from trainforge.storage.s3_lean import Credentials, LeanGetter, LeanUnavailable
 
@@ -92,6 +93,9 @@ class S3Store:
             return bytes(response["Body"].read())
         except (ClientError, BotoCoreError) as exc:
             raise StorageError(f"cannot read {location}: {_describe(exc)}") from exc
+
+    def open_stream(self, location: Location) -> Stream:
+        return ObjectStream(self.client, location)
 
     # -- downloads -----------------------------------------------------------------------------
 
@@ -261,6 +265,55 @@ class S3Store:
             self.client.delete_object(Bucket=location.bucket, Key=location.key)
         except (ClientError, BotoCoreError) as exc:
             raise StorageError(f"cannot remove {location}: {_describe(exc)}") from exc
+
+
+class ObjectStream:
+    """An object's bytes as one GET streams them. A read that fails part-way (a reset
+    connection, a short body) goes on with a ranged GET from the byte it reached, of the same
+    version of the object (If-Match its ETag); it gives up after a few failures in a row."""
+
+    RETRIES = 3
+
+    def __init__(self, client: Any, location: Location) -> None:
+        self._client = client
+        self._location = location
+        self._offset = 0
+        self._etag: str | None = None
+        self._body = self._get()
+
+    def _get(self) -> Any:
+        kwargs: dict[str, Any] = {"Bucket": self._location.bucket, "Key": self._location.key}
+        if self._offset:
+            kwargs["Range"] = f"bytes={self._offset}-"
+        if self._etag:
+            kwargs["IfMatch"] = self._etag
+        try:
+            response = self._client.get_object(**kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"cannot read {self._location}: {_describe(exc)}") from exc
+        self._etag = response.get("ETag") or self._etag
+        return response["Body"]
+
+    def read(self, size: int) -> bytes:
+        failures = 0  # in a row, without a byte read between them
+        while True:
+            try:
+                data = bytes(self._body.read(size))
+            except (BotoCoreError, OSError) as exc:
+                self.close()
+                failures += 1
+                if failures > self.RETRIES:
+                    raise StorageError(
+                        f"cannot read {self._location} past byte {self._offset}: {exc}"
+                    ) from exc
+                self._body = self._get()
+                continue
+            self._offset += len(data)
+            return data
+
+    def close(self) -> None:
+        with contextlib.suppress(BotoCoreError, OSError):
+            self._body.close()
 
 
 def caller_credentials_env() -> dict[str, str]:
