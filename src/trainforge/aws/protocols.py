@@ -74,16 +74,21 @@ def _error_parts(error: ServiceError, service: str | None) -> tuple[str, list[tu
     return shape, [("x-amzn-query-error", f"{code};{fault}")]
 
 
+def post_to_root(request: HttpRequest) -> None:
+    """The AWS JSON and query protocols take every operation as a POST to ``/``."""
+    if request.method != "POST" or request.path != "/":
+        raise UnknownOperation(
+            f"{request.method} {request.path} is not an operation of this service."
+        )
+
+
 class AwsJson:
     """AWS JSON 1.1 / 1.0, routed by ``X-Amz-Target``."""
 
     name = "json"
 
     def route(self, request: HttpRequest) -> None:
-        if request.method != "POST" or request.path != "/":
-            raise UnknownOperation(
-                f"{request.method} {request.path} is not an operation of this service."
-            )
+        post_to_root(request)
 
     def parse(self, request: HttpRequest) -> Call:
         self.route(request)

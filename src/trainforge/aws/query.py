@@ -22,7 +22,7 @@ from botocore.model import ListShape, MapShape, Shape, StructureShape
 
 from trainforge.aws import spec
 from trainforge.aws.parser import MAX_DEPTH, Call, call_for
-from trainforge.aws.protocols import HttpRequest, error_code
+from trainforge.aws.protocols import HttpRequest, error_code, post_to_root
 from trainforge.aws.skeleton import Response
 from trainforge.errors import SerializationError, ServiceError, UnknownOperation
 
@@ -170,10 +170,7 @@ class Query:
     name = "query"
 
     def route(self, request: HttpRequest) -> None:
-        if request.method != "POST" or request.path != "/":
-            raise UnknownOperation(
-                f"{request.method} {request.path} is not an operation of this service."
-            )
+        post_to_root(request)
 
     def parse(self, request: HttpRequest) -> Call:
         self.route(request)

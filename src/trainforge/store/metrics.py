@@ -72,25 +72,7 @@ class MetricStore:
     def series_names(self, job: str | None = None, metric: str | None = None) -> list[SeriesName]:
         """Every distinct series, optionally of one job and/or one metric name; instance
         metrics once per host, algorithm metrics once per job."""
-        sql = (
-            "SELECT DISTINCT job, metric, source,"
-            " CASE source WHEN 'instance' THEN host ELSE NULL END FROM metric_points"
-        )
-        where: list[str] = []
-        args: list[object] = []
-        if job is not None:
-            where.append("job = ?")
-            args.append(job)
-        if metric is not None:
-            where.append("metric = ?")
-            args.append(metric)
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY job, metric, 4"
-        return [
-            SeriesName(r[0], r[1], MetricSource(r[2]), r[3])
-            for r in self.db.read().execute(sql, args)
-        ]
+        return [name for name, _ in self.series_last_seen(job, metric)]
 
     def points(
         self,
