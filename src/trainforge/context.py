@@ -117,6 +117,7 @@ class Context:
                 self.instance_label,
                 self.agent_env,
                 self.settings.shared,
+                self.settings.instance_metrics_seconds,
             )
         else:
             data = LocalDataPlane(self.settings.jobs_dir, self.storage)

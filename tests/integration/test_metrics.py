@@ -50,7 +50,8 @@ print(frame.to_json(orient="records"))
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     home = tmp_path_factory.mktemp("metrics-home")
-    running = start_server(home)
+    # The instance points are the test's own (below), not sampled ones.
+    running = start_server(home, TRAINFORGE_INSTANCE_METRICS_SECONDS="0")
     yield running
     running.stop()
 

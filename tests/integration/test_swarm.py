@@ -50,7 +50,11 @@ def bucket(setup: SwarmSetup) -> str:
 
 @pytest.fixture(scope="module")
 def server(setup: SwarmSetup, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = setup.server(tmp_path_factory.mktemp("swarm-home"), TRAINFORGE_STOP_GRACE_SECONDS="5")
+    running = setup.server(
+        tmp_path_factory.mktemp("swarm-home"),
+        TRAINFORGE_STOP_GRACE_SECONDS="5",
+        TRAINFORGE_INSTANCE_METRICS_SECONDS="1",
+    )
     yield running
     running.stop()
 
@@ -352,6 +356,17 @@ def test_stop_reaches_every_host_and_what_they_saved_is_uploaded_and_synced(
     assert keys(setup, bucket, ckpt) == early
     assert keys(setup, bucket, f"tb/{name}/tensorboard-output/") == tensorboard
     assert sm.describe_training_job(TrainingJobName=name)["TrainingJobStatus"] == "InProgress"
+    # Each host's instance metrics, read on its node by the agent beside it.
+    cloudwatch = server.client("cloudwatch")
+    wanted = {(m, f"{name}/algo-{i}") for m in ("CPUUtilization", "MemoryUtilization") for i in (1, 2)}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        listed = cloudwatch.list_metrics(Namespace=GROUP)["Metrics"]
+        seen = {(m["MetricName"], d["Value"]) for m in listed for d in m["Dimensions"]}
+        if wanted <= seen:
+            break
+        time.sleep(0.5)
+    assert wanted <= seen, seen
     sm.stop_training_job(TrainingJobName=name)
     done = wait_for_job(sm, name, timeout=120)
     assert done["SecondaryStatus"] == "Stopped"

@@ -14,7 +14,13 @@ from pathlib import Path
 from trainforge.domain.metrics import MetricPoint, MetricSource, regex_problem
 from trainforge.engines.base import HostUsage
 from trainforge.errors import EngineError
-from trainforge.runtime.instance_metrics import InstanceSampler, parse_gpu_usage
+from trainforge.runtime.cgroup_usage import cgroup_usage
+from trainforge.runtime.instance_metrics import (
+    InstanceSampler,
+    metric_line,
+    parse_gpu_usage,
+    parse_metric_line,
+)
 from trainforge.runtime.metric_scraper import MetricScraper, required_literal
 from trainforge.store.db import Database
 from trainforge.store.metrics import MetricStore, insert
@@ -167,3 +173,39 @@ def test_the_sampler_thread_feeds_its_sink_and_stops() -> None:
 def test_gpu_usage_is_summed_over_the_hosts_gpus() -> None:
     assert parse_gpu_usage("50, 1024, 4096\n100, 4096, 4096\n") == (150.0, 125.0)
     assert parse_gpu_usage("[N/A], 1, 2\n") is None
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_cgroup_v2_and_v1_usage_of_a_container(tmp_path: Path) -> None:
+    v2 = tmp_path / "v2"
+    _write(v2 / "cgroup.controllers", "cpu memory\n")
+    group = v2 / "system.slice" / "docker-abc.scope"
+    _write(group / "cpu.stat", "usage_usec 2500000\nuser_usec 2000000\n")
+    _write(group / "memory.current", "3000\n")
+    _write(group / "memory.max", "10000\n")
+    _write(group / "memory.stat", "anon 1000\ninactive_file 1000\n")
+    found = cgroup_usage(v2, "abc")
+    assert found is not None
+    assert (found.cpu_seconds, found.memory_bytes, found.memory_limit_bytes) == (2.5, 2000, 10000)
+    assert cgroup_usage(v2, "other") is None
+
+    v1 = tmp_path / "v1"
+    # A daemon's --cgroup-parent puts the container under a parent of its own.
+    _write(v1 / "cpu,cpuacct" / "node-1" / "def" / "cpuacct.usage", "1500000000\n")
+    _write(v1 / "memory" / "node-1" / "def" / "memory.usage_in_bytes", "5000\n")
+    _write(v1 / "memory" / "node-1" / "def" / "memory.limit_in_bytes", "8000\n")
+    _write(v1 / "memory" / "node-1" / "def" / "memory.stat", "total_inactive_file 500\n")
+    found = cgroup_usage(v1, "def")
+    assert found is not None
+    assert (found.cpu_seconds, found.memory_bytes, found.memory_limit_bytes) == (1.5, 4500, 8000)
+
+
+def test_metric_lines_carry_points_from_an_agent() -> None:
+    points = [MetricPoint("CPUUtilization", "algo-2", 12.5, 150.0, MetricSource.INSTANCE)]
+    assert parse_metric_line(metric_line(points)) == points
+    assert parse_metric_line("TRAINFORGE-METRICS [not json") == []
+    assert parse_metric_line("an ordinary line") == []

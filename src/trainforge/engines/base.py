@@ -188,14 +188,24 @@ class Engine(Protocol):
 
     def remove(self, job: str) -> None: ...
 
+    def container_ids(self, job: str) -> dict[str, str]:
+        """The id of each running host's container, as its machine knows it (its cgroup is
+        named by it)."""
+        ...
+
     def usage(self, job: str) -> dict[str, HostUsage]:
         """What each running host of ``job`` uses now (hosts that ended are left out). Raises
         ``NotImplementedError`` when the engine cannot see its hosts' use."""
         ...
 
     def run_task(
-        self, task: AgentTask, timeout: float, should_stop: Callable[[], bool] | None = None
+        self,
+        task: AgentTask,
+        timeout: float,
+        should_stop: Callable[[], bool] | None = None,
+        on_line: Callable[[str], None] | None = None,
     ) -> TaskResult:
         """Run an agent task to its end (engines with ``spans_machines``); removed early, and
-        ``StorageCancelled`` raised, once ``should_stop()`` is true."""
+        ``StorageCancelled`` raised, once ``should_stop()`` is true. ``on_line`` is given each
+        line the task prints, as it prints it."""
         ...

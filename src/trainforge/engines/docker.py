@@ -177,6 +177,9 @@ class DockerEngine:
                 streams[host] = labels.get(STREAM_LABEL, "")
         return containers, streams
 
+    def container_ids(self, job: str) -> dict[str, str]:
+        return self._find(job)[0]
+
     def usage(self, job: str) -> dict[str, HostUsage]:
         containers, _ = self._find(job)
         found = {}
@@ -277,6 +280,10 @@ class DockerEngine:
         self.docker.remove_networks(labels)
 
     def run_task(
-        self, task: AgentTask, timeout: float, should_stop: Callable[[], bool] | None = None
+        self,
+        task: AgentTask,
+        timeout: float,
+        should_stop: Callable[[], bool] | None = None,
+        on_line: Callable[[str], None] | None = None,
     ) -> TaskResult:
         raise NotImplementedError("the local engine runs the agent's work in-process")

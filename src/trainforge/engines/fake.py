@@ -245,6 +245,12 @@ class FakeEngine:
         ]
         return iter(lines)
 
+    def container_ids(self, job: str) -> dict[str, str]:
+        with self._cond:
+            found = self.jobs.get(job)
+            hosts = list(found.hosts) if found is not None else []
+        return {host: f"fake-{job}-{host}" for host in hosts}
+
     def usage(self, job: str) -> dict[str, HostUsage]:
         self._check()
         now = time.time()
@@ -268,7 +274,11 @@ class FakeEngine:
             self.jobs.pop(job, None)
 
     def run_task(
-        self, task: AgentTask, timeout: float, should_stop: Callable[[], bool] | None = None
+        self,
+        task: AgentTask,
+        timeout: float,
+        should_stop: Callable[[], bool] | None = None,
+        on_line: Callable[[str], None] | None = None,
     ) -> TaskResult:
         raise NotImplementedError("the fake engine runs no agents")
 

@@ -331,9 +331,20 @@ class SwarmEngine:
                 return
             time.sleep(0.5)
 
+    def container_ids(self, job: str) -> dict[str, str]:
+        services = self._host_services(job)
+        first = _first(self.docker.tasks([s["ID"] for s in services.values()]))
+        found = {}
+        for host, service in services.items():
+            status = (first.get(service["ID"]) or {}).get("Status") or {}
+            container = (status.get("ContainerStatus") or {}).get("ContainerID")
+            if container and status.get("State") not in _ENDED:
+                found[host] = str(container)
+        return found
+
     def usage(self, job: str) -> dict[str, HostUsage]:
-        # A manager cannot read the containers of other nodes; an agent beside each host
-        # would have to (not done yet).
+        # A manager cannot read the containers of other nodes: the agent beside each host
+        # samples it on its node (``runtime.agent`` attend).
         raise NotImplementedError("a Swarm manager cannot read its nodes' container stats")
 
     def remove(self, job: str) -> None:
@@ -363,8 +374,28 @@ class SwarmEngine:
 
     # -- agents --------------------------------------------------------------------------------
 
+    def _follow_task(
+        self, service: str, on_line: Callable[[str], None], done: threading.Event
+    ) -> None:
+        """Hand the task's lines to ``on_line`` until it is done. A follow can end before the
+        task starts or while it runs: it is taken up again after the last line seen."""
+        last = 0
+        while not done.is_set():
+            try:
+                for line in self.docker.service_logs(service, last, True):
+                    if line.ts_ns > last:
+                        last = line.ts_ns
+                        on_line(line.text)
+            except Exception:  # the service is going away; the loop's test says whether
+                pass
+            done.wait(_POLL_SECONDS)
+
     def run_task(
-        self, task: AgentTask, timeout: float, should_stop: Callable[[], bool] | None = None
+        self,
+        task: AgentTask,
+        timeout: float,
+        should_stop: Callable[[], bool] | None = None,
+        on_line: Callable[[str], None] | None = None,
     ) -> TaskResult:
         labels = {**self._labels(task.job), ROLE_LABEL: "agent"}
         service = self.docker.create_service(
@@ -378,6 +409,14 @@ class SwarmEngine:
             node=task.node,
             dns=self.dns,
         )
+        followed = threading.Event()
+        if on_line is not None:
+            threading.Thread(
+                target=self._follow_task,
+                args=(service, on_line, followed),
+                name="agent-log",
+                daemon=True,
+            ).start()
         try:
             deadline = time.monotonic() + timeout
             while True:
@@ -403,5 +442,6 @@ class SwarmEngine:
                 )
             return TaskResult(int(code), output)
         finally:
+            followed.set()
             with contextlib.suppress(EngineError):
                 self.docker.remove_service(service)

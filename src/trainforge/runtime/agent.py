@@ -10,7 +10,8 @@ node, never through the server:
   then the first merges those parts with its own (later hosts win on a name clash, as on one
   machine) into ``model.tar.gz`` and ``output.tar.gz``, and removes the parts;
 - ``attend`` runs beside the host while it trains (``runtime.attend``: its synced directories
-  copied as they change) until the engine stops the task;
+  copied as they change, its Pipe channels fed; and its instance metrics read from the node's
+  cgroups and printed as ``TRAINFORGE-METRICS`` lines) until the engine stops the task;
 - ``cleanup`` removes the host's tree (collect does it too, when it is done).
 
 The job comes in ``TRAINFORGE_AGENT_JOB`` (base64 JSON); S3 credentials and endpoint in the
@@ -34,11 +35,15 @@ from pathlib import Path
 from typing import Any
 
 from trainforge.domain.hosts import Host
+from trainforge.domain.metrics import MetricPoint
+from trainforge.engines.base import HostUsage
 from trainforge.errors import Fault, JobFailure, StorageError
 from trainforge.runtime.artifacts import Entry, merged_tree, read_failure, unpack, write_tar_gz
 from trainforge.runtime.attend import HostAttendant, host_components
+from trainforge.runtime.cgroup_usage import cgroup_usage
 from trainforge.runtime.collect import Collector
 from trainforge.runtime.dataplane import prepare_trees
+from trainforge.runtime.instance_metrics import InstanceSampler, metric_line
 from trainforge.runtime.jobspec import JobSpec
 from trainforge.runtime.staging import Stager
 from trainforge.runtime.sync import flush_host
@@ -50,6 +55,8 @@ from trainforge.storage.location import Location, parse_location
 RESULT_PREFIX = "TRAINFORGE-AGENT-RESULT "
 ENV_JOB = "TRAINFORGE_AGENT_JOB"
 WORK = Path("/work")
+# Where an attend agent sees its node's /sys/fs/cgroup.
+CGROUP_ROOT = Path("/host/sys/fs/cgroup")
 PARTS_DIR = ".trainforge-parts"
 # The trees a host's part carries, relative to its /opt/ml (each host copies its own synced
 # directories, checkpoints among them, to their locations).
@@ -64,6 +71,8 @@ class AgentJob:
     part_hosts: tuple[str, ...] = ()  # the hosts whose parts the first host merges
     # The parts were uploaded before the first host's agent starts; S3 may show them late.
     parts_wait_seconds: float = 30.0
+    container_id: str | None = None  # the host's container (attend: its cgroup)
+    metrics_seconds: float = 0.0
 
     @property
     def workspace(self) -> Workspace:
@@ -90,6 +99,8 @@ def decode_job(text: str) -> AgentJob:
         Path(data.get("work", str(WORK))) / data["root"],
         tuple(data.get("part_hosts", ())),
         float(data.get("parts_wait_seconds", 30.0)),
+        data.get("container_id"),
+        float(data.get("metrics_seconds", 0.0)),
     )
 
 
@@ -187,9 +198,38 @@ def attend(job: AgentJob, storage: Storage) -> dict[str, Any]:
     attendant = HostAttendant(
         job.host.name, host_components(job.spec, job.workspace, hw, storage)
     ).start()
+    sampler = None
+    if job.container_id and job.metrics_seconds > 0:
+        sampler = InstanceSampler(
+            _CgroupReader(job.host.name, job.container_id),
+            job.spec.name,
+            job.metrics_seconds,
+            _print_points,
+            lambda host: job.root,
+            {},
+        ).start()
     while not stopped.wait(1.0):
         pass
+    if sampler is not None:
+        sampler.stop()
     return {"warnings": attendant.stop(timeout=5.0)}
+
+
+class _CgroupReader:
+    """The host's use, from the node's cgroups (mounted at ``CGROUP_ROOT``)."""
+
+    def __init__(self, host: str, container_id: str) -> None:
+        self.host = host
+        self.container_id = container_id
+
+    def usage(self, job: str) -> dict[str, HostUsage]:
+        found = cgroup_usage(CGROUP_ROOT, self.container_id)
+        return {self.host: found} if found is not None else {}
+
+
+def _print_points(points: list[MetricPoint]) -> None:
+    sys.stdout.write(metric_line(points) + "\n")
+    sys.stdout.flush()
 
 
 def cleanup(job: AgentJob) -> dict[str, Any]:

@@ -8,6 +8,7 @@ as on one machine, and the hosts' containers bind-mount them from there.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Callable, Mapping
@@ -21,6 +22,8 @@ from trainforge.errors import EngineError, Fault, JobFailure, StorageCancelled
 from trainforge.runtime import agent
 from trainforge.runtime.attend import needs_attending
 from trainforge.runtime.dataplane import Collected
+from trainforge.runtime.instance_metrics import Sink as MetricSink
+from trainforge.runtime.instance_metrics import parse_metric_line
 from trainforge.runtime.jobspec import JobSpec
 
 COLLECT_SECONDS = 3600.0
@@ -35,7 +38,9 @@ class AgentDataPlane:
         home_label: str,
         env: Callable[[], Mapping[str, str]],
         shared_paths: tuple[str, ...] = (),
+        metrics_seconds: float = 0.0,
     ) -> None:
+        self.metrics_seconds = metrics_seconds
         self.engine = engine
         self.image = image
         self.node_dir = node_dir.rstrip("/") or "/"
@@ -129,17 +134,40 @@ class AgentDataPlane:
             return self.node_dir.rstrip("/") + path[len(inside) :]
         return path
 
-    def attend(self, spec: JobSpec, allocation: Allocation | None) -> AgentAttendance:
-        """An ``attend`` agent beside each host, on its node, until the hosts end."""
+    def attend(
+        self, spec: JobSpec, allocation: Allocation | None, metrics: MetricSink
+    ) -> AgentAttendance:
+        """An ``attend`` agent beside each host, on its node, until the hosts end; it samples
+        the host's instance metrics too (the manager cannot), handed to ``metrics``."""
         nodes = (
             {h.host: h.node for h in allocation.hosts}
             if allocation is not None
             else self._nodes.get(spec.name, {})
         )
-        if not needs_attending(spec):
+        containers: dict[str, str] = {}
+        if self.metrics_seconds > 0:
+            try:
+                containers = self.engine.container_ids(spec.name)
+            except EngineError:
+                containers = {}
+        if not needs_attending(spec) and not containers:
             nodes = {}
-        tasks = {host: self._task(spec, host, node, "attend") for host, node in nodes.items()}
-        return AgentAttendance(self.engine, tasks, float(spec.max_runtime_seconds) + 3600.0)
+        tasks = {}
+        for host, node in nodes.items():
+            task = self._task(
+                spec,
+                host,
+                node,
+                "attend",
+                container_id=containers.get(host),
+                metrics_seconds=self.metrics_seconds,
+            )
+            # The node's cgroups, read-only: the host's CPU and memory use.
+            cgroups = Mount("/sys/fs/cgroup", PurePosixPath(str(agent.CGROUP_ROOT)), True)
+            tasks[host] = dataclasses.replace(task, mounts=(*task.mounts, cgroups))
+        return AgentAttendance(
+            self.engine, tasks, float(spec.max_runtime_seconds) + 3600.0, metrics
+        )
 
     def disk_path(self, spec: JobSpec, host: str) -> Path | None:
         return None  # on the host's node, out of this process's sight
@@ -201,8 +229,15 @@ class AgentDataPlane:
 class AgentAttendance:
     """The ``attend`` agents of a job, each run by the engine from a thread of its own."""
 
-    def __init__(self, engine: Engine, tasks: Mapping[str, AgentTask], timeout: float) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        tasks: Mapping[str, AgentTask],
+        timeout: float,
+        metrics: MetricSink,
+    ) -> None:
         self._engine = engine
+        self._metrics = metrics
         self._stopping = threading.Event()
         self._warnings: list[str] = []
         self._threads = [
@@ -216,7 +251,7 @@ class AgentAttendance:
 
     def _run(self, task: AgentTask, timeout: float) -> None:
         try:
-            done = self._engine.run_task(task, timeout, self._stopping.is_set)
+            done = self._engine.run_task(task, timeout, self._stopping.is_set, self._line)
         except StorageCancelled:
             return
         except EngineError as exc:
@@ -226,6 +261,11 @@ class AgentAttendance:
         self._warnings += result.get("warnings", [])
         if not result.get("ok"):
             self._warnings.append(f"The agent beside {task.name[7:]} failed: {result['reason']}")
+
+    def _line(self, line: str) -> None:
+        points = parse_metric_line(line)
+        if points:
+            self._metrics(points)
 
     def stop(self) -> list[str]:
         self._stopping.set()

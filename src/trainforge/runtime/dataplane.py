@@ -20,6 +20,7 @@ from trainforge.errors import JobFailure, StorageError
 from trainforge.runtime.artifacts import read_failure
 from trainforge.runtime.attend import Attendance, HostAttendant, LocalAttendance, host_components
 from trainforge.runtime.collect import Collector
+from trainforge.runtime.instance_metrics import Sink as MetricSink
 from trainforge.runtime.jobspec import JobSpec
 from trainforge.runtime.staging import Stager
 from trainforge.runtime.workspace import Workspace
@@ -45,9 +46,12 @@ class DataPlane(Protocol):
         ``StorageCancelled`` once ``should_stop`` is true."""
         ...
 
-    def attend(self, spec: JobSpec, allocation: Allocation | None) -> Attendance:
+    def attend(
+        self, spec: JobSpec, allocation: Allocation | None, metrics: MetricSink
+    ) -> Attendance:
         """The hosts have started (or a worker took them over): run what must work beside
-        them until they end (``runtime.attend``)."""
+        them until they end (``runtime.attend``). Instance metrics sampled there, where the
+        engine cannot give them, go to ``metrics``."""
         ...
 
     def disk_path(self, spec: JobSpec, host: str) -> Path | None:
@@ -105,7 +109,9 @@ class LocalDataPlane:
             raise JobFailure.platform(f"cannot prepare the job's workspace: {exc}") from exc
         return prepare_trees(self.stager, spec, workspace, should_stop)
 
-    def attend(self, spec: JobSpec, allocation: Allocation | None) -> LocalAttendance:
+    def attend(
+        self, spec: JobSpec, allocation: Allocation | None, metrics: MetricSink
+    ) -> LocalAttendance:
         workspace = self.workspace(spec)
         return LocalAttendance(
             [

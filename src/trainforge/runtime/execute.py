@@ -263,7 +263,7 @@ class JobRunner:
         pump = LogPump(self.engine, spec.name, reporter.log_lines, self.config.log_flush_seconds)
         for host in hosts:
             pump.follow(host, cursors.get(host, 0))
-        attendance = self.data.attend(spec, allocation)
+        attendance = self.data.attend(spec, allocation, reporter.metrics)
         sampler = InstanceSampler(
             self.engine,
             spec.name,

@@ -5,27 +5,54 @@ SageMaker counts it), MemoryUtilization (percent of the host's memory limit), Di
 given GPUs, GPUUtilization and GPUMemoryUtilization (summed over the host's GPUs, as SageMaker
 does), read with ``nvidia-smi``.
 
-It reads the engine (``Engine.usage``) every ``interval`` seconds from a thread of its own and
-hands the points to a sink; it never fails a job: an engine that cannot see its hosts' use, or
-a sample that fails, only leaves points out.
+It reads the engine (``Engine.usage``; on a swarm, the agent beside the host reads the node's
+cgroups, ``runtime.cgroup_usage``, and prints the points for the server) every ``interval``
+seconds from a thread of its own and hands the points to a sink; it never fails a job: an
+engine that cannot see its hosts' use, or a sample that fails, only leaves points out.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from trainforge.domain import metrics
 from trainforge.domain.metrics import MetricPoint, MetricSource
-from trainforge.engines.base import Engine, HostUsage
+from trainforge.engines.base import HostUsage
 from trainforge.errors import EngineError
 
 log = logging.getLogger("trainforge.runtime")
 Sink = Callable[[list[MetricPoint]], None]
+METRICS_PREFIX = "TRAINFORGE-METRICS "
+
+
+class UsageSource(Protocol):
+    def usage(self, job: str) -> dict[str, HostUsage]: ...
+
+
+def metric_line(points: list[MetricPoint]) -> str:
+    """Points as one line an agent prints (the server reads them from the agent's output)."""
+    return METRICS_PREFIX + json.dumps([[p.metric, p.host, p.timestamp, p.value] for p in points])
+
+
+def parse_metric_line(line: str) -> list[MetricPoint]:
+    """The points of a ``metric_line``; nothing for any other line."""
+    if not line.startswith(METRICS_PREFIX):
+        return []
+    try:
+        rows = json.loads(line[len(METRICS_PREFIX) :])
+        return [
+            MetricPoint(str(m), str(h), float(t), float(v), MetricSource.INSTANCE)
+            for m, h, t, v in rows
+        ]
+    except (ValueError, TypeError):
+        return []
 
 
 def gpu_usage(ids: Sequence[str]) -> tuple[float, float] | None:
@@ -68,7 +95,7 @@ def parse_gpu_usage(out: str) -> tuple[float, float] | None:
 class InstanceSampler:
     def __init__(
         self,
-        engine: Engine,
+        engine: UsageSource,
         job: str,
         interval: float,
         sink: Sink,
