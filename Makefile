@@ -22,9 +22,11 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 example: $(VENV)/.installed
 	bash examples/iris/run.sh
 
-## The whole test suite (what CI runs): builds the test images once, then pytest.
+## The whole test suite (what CI runs): builds the test images once, then pytest in two workers,
+## each test file whole in one of them (a file's fixtures, the swarm's cluster among them, are
+## made once), so the swarm's slow tests run beside the rest.
 test: $(VENV)/.installed-dev images agent-image
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 images:
 	$(PYTHON) scripts/images.py busybox python example test

@@ -171,8 +171,12 @@ print("SDK-DONE")
 def test_sagemaker_sdk_streams_the_job_output_live(
     server: RunningServer, images: dict[str, str], tmp_path: Path
 ) -> None:
-    # The SDK sleeps 5 s before its first DescribeTrainingJob: the job must outlast that.
-    script = 'for i in 1 2 3 4 5 6 7 8 9; do echo "epoch $i loss 0.$i"; sleep 1; done\n'
+    # The job prints its lines, then waits (bounded) until the test has seen the SDK show the
+    # first one: whatever the machine's load, "shown while it runs" is then a fact to check.
+    script = (
+        'for i in 1 2 3 4 5 6 7 8 9; do echo "epoch $i loss 0.$i"; sleep 0.2; done\n'
+        "i=0; while [ ! -e /opt/ml/output/go ] && [ $i -lt 600 ]; do sleep 0.2; i=$((i+1)); done\n"
+    )
     request = job_request(
         images["busybox"],
         f"file://{tmp_path}/out",
@@ -203,7 +207,9 @@ def test_sagemaker_sdk_streams_the_job_output_live(
                     "TrainingJobStatus"
                 ]
                 seen_while_running = status == "InProgress"
-        proc.wait(timeout=120)
+                name = request["TrainingJobName"]
+                (server.home / "jobs" / name / "hosts" / "algo-1" / "output" / "go").touch()
+        proc.wait(timeout=180)
     assert proc.returncode == 0, "\n".join(lines)
     output = "\n".join(lines)
     for i in range(1, 10):

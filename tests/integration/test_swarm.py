@@ -128,14 +128,22 @@ PEERS = """
 for h in $(seq 1 {n}); do i=0; until ping -c1 -W1 algo-$h >/dev/null 2>&1 || [ $i -ge 30 ]; do
   i=$((i+1)); sleep 0.3; done; done
 """
+# Whether something outside the job (the S3 endpoint) answers: a request line gets moto's answer
+# and the end of the connection; with no way out, the connection never opens.
+OUTSIDE = """
+if echo | timeout 3 nc {address} >/dev/null 2>&1; then echo "outside reached"; else
+  echo "outside unreached"; fi
+"""
 REPORT = """
 echo "node $(grep ' /opt/ml ' /proc/self/mountinfo | awk '{print $4}' | cut -d/ -f5)"
 echo "shard $(ls /opt/ml/input/data/shard | tr '\\n' ' ')"
 echo "train $(ls /opt/ml/input/data/train | tr '\\n' ' ')"
 echo "pipe $(cat /opt/ml/input/data/pipe_0 | tr '\\n' ' ')| $(cat /opt/ml/input/data/pipe_1 | tr '\\n' ' ')"
-echo "reach $(for h in algo-1 algo-2 algo-3; do ping -c1 -W2 $h >/dev/null && echo -n "$h "; done)"
+echo "reach $(for h in algo-1 algo-2 algo-3; do for t in 1 2 3 4 5; do
+  if ping -c1 -W2 $h >/dev/null; then echo -n "$h "; break; fi; sleep 0.3; done; done)"
 echo "config $(cat /opt/ml/input/config/resourceconfig.json)"
 echo "env $TRAINING_JOB_NAME $AWS_REGION $MY_VAR"
+OUTSIDE
 if (echo x > /opt/ml/input/data/train/new) 2>/dev/null; then echo "data writable"; else echo "data read-only"; fi
 hostname > /opt/ml/model/$(hostname).txt
 hostname > /opt/ml/model/clash.txt
@@ -153,7 +161,7 @@ def test_a_three_host_job_runs_one_host_per_node_with_its_own_data(
     request = script_job(
         setup,
         bucket,
-        PEERS.format(n=3) + REPORT,
+        PEERS.format(n=3) + REPORT.replace("OUTSIDE", outside(setup)),
         hosts=3,
         channels=[
             channel("train", f"s3://{bucket}/data/"),
@@ -205,6 +213,7 @@ def test_a_three_host_job_runs_one_host_per_node_with_its_own_data(
         assert config["hosts"] == ["algo-1", "algo-2", "algo-3"]
         assert value(lines, "env") == f"{name} us-east-1 mine"
         assert "data read-only" in lines
+        assert "outside reached" in lines  # not isolated: the way out is open
     model = archive(setup, bucket, f"out/{name}/output/model.tar.gz")
     assert model == {
         "algo-1.txt": b"algo-1\n",
@@ -313,10 +322,16 @@ trap 'echo got-sigterm; hostname > /opt/ml/model/saved-$(hostname).txt;
       hostname > /opt/ml/checkpoints/late-$(hostname); exit 0' TERM
 hostname > /opt/ml/checkpoints/early-$(hostname)
 hostname > /opt/ml/output/tensorboard/events-$(hostname)
+OUTSIDE
 echo ready
 while true; do sleep 0.1; done
 """
 )
+
+
+def outside(setup: SwarmSetup) -> str:
+    address = setup.s3_endpoint.split("//", 1)[1].replace(":", " ")
+    return OUTSIDE.format(address=address)
 
 
 def keys(setup: SwarmSetup, bucket: str, prefix: str) -> dict[str, bytes]:
@@ -328,22 +343,26 @@ def keys(setup: SwarmSetup, bucket: str, prefix: str) -> dict[str, bytes]:
     }
 
 
-def test_stop_reaches_every_host_and_what_they_saved_is_uploaded_and_synced(
+def test_stop_reaches_every_isolated_host_and_what_they_saved_is_uploaded_and_synced(
     setup: SwarmSetup, server: RunningServer, bucket: str
 ) -> None:
     ckpt = f"ckpt-{uuid.uuid4().hex[:6]}/"
     request = script_job(
         setup,
         bucket,
-        SAVES_ON_TERM,
+        SAVES_ON_TERM.replace("OUTSIDE", outside(setup)),
         hosts=2,
         CheckpointConfig={"S3Uri": f"s3://{bucket}/{ckpt}"},
         TensorBoardOutputConfig={"S3OutputPath": f"s3://{bucket}/tb"},
+        EnableNetworkIsolation=True,
     )
     name = request["TrainingJobName"]
     sm = server.client("sagemaker")
     sm.create_training_job(**request)
     every_host_printed(server, name, ("algo-1", "algo-2"), "ready")
+    # Isolated: the hosts reached each other (PEERS) and nothing outside, yet the agents beside
+    # them (outside the job's network) still copy what they write, and read their use.
+    assert all("outside unreached" in lines for lines in messages(server, name).values())
     # The agents beside the hosts copy what they write while they run, from their nodes.
     early = {"early-algo-1": b"algo-1\n", "early-algo-2": b"algo-2\n"}
     tensorboard = {"events-algo-1": b"algo-1\n", "events-algo-2": b"algo-2\n"}
@@ -358,7 +377,9 @@ def test_stop_reaches_every_host_and_what_they_saved_is_uploaded_and_synced(
     assert sm.describe_training_job(TrainingJobName=name)["TrainingJobStatus"] == "InProgress"
     # Each host's instance metrics, read on its node by the agent beside it.
     cloudwatch = server.client("cloudwatch")
-    wanted = {(m, f"{name}/algo-{i}") for m in ("CPUUtilization", "MemoryUtilization") for i in (1, 2)}
+    wanted = {
+        (m, f"{name}/algo-{i}") for m in ("CPUUtilization", "MemoryUtilization") for i in (1, 2)
+    }
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         listed = cloudwatch.list_metrics(Namespace=GROUP)["Metrics"]
