@@ -24,7 +24,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.server_support import RunningServer, wait_for_job
-from tests.support import channel, job_request
+from tests.support import channel, job_request, trainforge
 from tests.swarm_support import SwarmSetup, swarm_setup
 from trainforge.engines.base import GroupSpec, HostContainer, Limits
 from trainforge.engines.dockerapi import DockerApi
@@ -134,13 +134,14 @@ OUTSIDE = """
 if echo | timeout 3 nc {address} >/dev/null 2>&1; then echo "outside reached"; else
   echo "outside unreached"; fi
 """
+# First what needs the peers alive: a host that is quicker with the rest may be gone later.
 REPORT = """
+echo "reach $(for h in algo-1 algo-2 algo-3; do for t in 1 2 3 4 5; do
+  if ping -c1 -W2 $h >/dev/null; then echo -n "$h "; break; fi; sleep 0.3; done; done)"
 echo "node $(grep ' /opt/ml ' /proc/self/mountinfo | awk '{print $4}' | cut -d/ -f5)"
 echo "shard $(ls /opt/ml/input/data/shard | tr '\\n' ' ')"
 echo "train $(ls /opt/ml/input/data/train | tr '\\n' ' ')"
 echo "pipe $(cat /opt/ml/input/data/pipe_0 | tr '\\n' ' ')| $(cat /opt/ml/input/data/pipe_1 | tr '\\n' ' ')"
-echo "reach $(for h in algo-1 algo-2 algo-3; do for t in 1 2 3 4 5; do
-  if ping -c1 -W2 $h >/dev/null; then echo -n "$h "; break; fi; sleep 0.3; done; done)"
 echo "config $(cat /opt/ml/input/config/resourceconfig.json)"
 echo "env $TRAINING_JOB_NAME $AWS_REGION $MY_VAR"
 OUTSIDE
@@ -555,3 +556,57 @@ def test_a_node_lost_mid_job_fails_the_job_naming_the_host(
     finally:
         victim.start()
     nothing_left(setup, name, timeout=60)
+
+
+# A spot-aware algorithm on each host: resumes from its own checkpoint, or trains until SIGTERM
+# and saves its step then. (No wait for the peers: a host that resumed ends at once.)
+RESUMES_ON_EACH_HOST = """
+if [ -f /opt/ml/checkpoints/step-$(hostname) ]; then
+  echo "resumed from step $(cat /opt/ml/checkpoints/step-$(hostname))"; exit 0
+fi
+trap 'echo 8 > /opt/ml/checkpoints/step-$(hostname); exit 0' TERM
+echo ready
+while true; do sleep 0.1; done
+"""
+
+
+def test_an_interrupted_spot_job_restarts_on_fresh_hosts_with_their_checkpoints(
+    setup: SwarmSetup, server: RunningServer, bucket: str
+) -> None:
+    ckpt = f"spot-{uuid.uuid4().hex[:6]}/"
+    request = script_job(
+        setup,
+        bucket,
+        RESUMES_ON_EACH_HOST,
+        hosts=2,
+        EnableManagedSpotTraining=True,
+        StoppingCondition={"MaxRuntimeInSeconds": 300, "MaxWaitTimeInSeconds": 600},
+        CheckpointConfig={"S3Uri": f"s3://{bucket}/{ckpt}"},
+    )
+    name = request["TrainingJobName"]
+    sm = server.client("sagemaker")
+    sm.create_training_job(**request)
+    every_host_printed(server, name, ("algo-1", "algo-2"), "ready")
+    interrupt = trainforge(server.home, "interrupt", name)
+    assert interrupt.returncode == 0, interrupt.stderr
+    done = wait_for_job(sm, name, timeout=180)
+    assert done["TrainingJobStatus"] == "Completed", done.get("FailureReason")
+    statuses = [t["Status"] for t in done["SecondaryStatusTransitions"]]
+    assert statuses[statuses.index("Interrupted") :] == [
+        "Interrupted",
+        "Starting",
+        "Downloading",
+        "Training",
+        "Uploading",
+        "Completed",
+    ]
+    # Each host's checkpoint, saved in its grace period on its node, reached S3 and its new
+    # container; the second attempt logs in streams of its own.
+    assert keys(setup, bucket, ckpt) == {"step-algo-1": b"8\n", "step-algo-2": b"8\n"}
+    found = messages(server, name)
+    assert all("resumed from step 8" in found[h] for h in ("algo-1", "algo-2")), found
+    streams = server.client("logs").describe_log_streams(
+        logGroupName=GROUP, logStreamNamePrefix=name + "/"
+    )["logStreams"]
+    assert len(streams) == 4
+    nothing_left(setup, name)
