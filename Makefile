@@ -39,6 +39,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests scripts bench
 	$(BIN)/ruff format --check src tests scripts bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ## The fuzz suite at length: 10,000 model-driven hostile requests, none may get a 5xx.
 fuzz: $(VENV)/.installed-dev
