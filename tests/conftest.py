@@ -59,6 +59,8 @@ def images() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
+    """moto's server on a loopback port, started by the first test that needs it; from then on
+    AWS_ENDPOINT_URL_S3 points at it (the processes the tests start inherit it)."""
     port = free_port()
     server = Path(sys.executable).parent / "moto_server"
     proc = subprocess.Popen(
@@ -68,32 +70,42 @@ def s3_endpoint() -> Iterator[str]:
     )
     try:
         wait_for_port(port)
-        yield f"http://127.0.0.1:{port}"
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{port}")
+            yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
         proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="session", autouse=True)
-def aws_environment(s3_endpoint: str) -> Iterator[None]:
-    """Standard AWS configuration pointing S3 at the test endpoint; never a real account."""
+def aws_environment() -> Iterator[None]:
+    """Standard AWS configuration; never a real account. Starts nothing."""
     with pytest.MonkeyPatch.context() as mp:
         for name in (
             "AWS_PROFILE",
             "AWS_SESSION_TOKEN",
             "AWS_ENDPOINT_URL",
+            "AWS_ENDPOINT_URL_S3",
             "TRAINFORGE_SERVER_URL",
         ):
             mp.delenv(name, raising=False)
         for name, value in TEST_ENV.items():
             mp.setenv(name, value)
-        mp.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
         yield
 
 
+@pytest.fixture(autouse=True)
+def _s3_beyond_unit_tests(request: pytest.FixtureRequest) -> None:
+    """The API and integration tiers run real jobs against a real S3 endpoint; unit tests need
+    none, and `pytest tests/unit` starts nothing."""
+    if "unit" not in request.node.path.relative_to(ROOT).parts[:2]:
+        request.getfixturevalue("s3_endpoint")
+
+
 @pytest.fixture
-def s3() -> object:
-    return boto3.client("s3", region_name="us-east-1")
+def s3(s3_endpoint: str) -> object:
+    return boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
 
 
 @pytest.fixture

@@ -391,28 +391,3 @@ def test_manifest_entries_are_framed_without_a_listed_size(tmp_path: Path) -> No
         assert running.stop() == []
     # The manifest's order, as File mode lists it.
     assert list(read_recordio(io.BytesIO(stream))) == [b"22", b"11111"]
-
-
-def test_s3_channel_read_ahead_reader_leaves_early_then_reads_the_next_epoch_whole(
-    tmp_path: Path, bucket: str, s3: Any
-) -> None:
-    from trainforge.storage.s3 import S3Store
-
-    bodies = [random.Random(i).randbytes(300_000) for i in range(12)]
-    for i, body in enumerate(bodies):
-        s3.put_object(Bucket=bucket, Key=f"pipe/part-{i:02d}", Body=body)
-    storage = Storage(lambda: S3Store("us-east-1"), LocalStore())
-    request = _request(f"s3://{bucket}/pipe/", "Pipe")
-    spec = JobSpec.from_request("s3-early", ARN, "us-east-1", request)
-    workspace = Workspace.at(tmp_path / "jobs", spec)
-    workspace.create(spec)
-    Stager(storage).stage(spec, workspace, lambda: False)
-    hw = workspace.hosts[0]
-    (feeder,) = host_pipes(spec, workspace, hw, storage)
-    running = Running(feeder)
-    try:
-        first = read_fifo(fifo_path(hw, "train", 0), limit=100_000)
-        assert len(first) >= 100_000 and first == b"".join(bodies)[: len(first)]
-        assert read_fifo(fifo_path(hw, "train", 1)) == b"".join(bodies)
-    finally:
-        assert running.stop() == []
