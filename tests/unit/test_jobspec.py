@@ -48,7 +48,6 @@ def test_minimal_request_defaults() -> None:
     assert spec.max_runtime_seconds == DEFAULT_MAX_RUNTIME_SECONDS == 86400
     assert spec.checkpoint is None
     assert spec.network_isolation is False
-    assert spec.volume_size_gb == 5
     assert spec.hosts == (Host("algo-1", 1, "ml.m5.large", "homogeneousCluster"),)
     assert spec.groups == (InstanceGroup("homogeneousCluster", "ml.m5.large", ("algo-1",)),)
     assert spec.output_prefix == "s3://bucket/out/job/output"
@@ -132,7 +131,6 @@ def test_hosts_of_a_homogeneous_cluster() -> None:
     assert [h.name for h in spec.hosts] == ["algo-1", "algo-2", "algo-3"]
     assert [h.index for h in spec.hosts] == [1, 2, 3]
     assert {h.group for h in spec.hosts} == {"homogeneousCluster"}
-    assert spec.volume_size_gb == 0
 
 
 def test_hosts_are_numbered_across_instance_groups() -> None:
@@ -157,7 +155,6 @@ def test_hosts_are_numbered_across_instance_groups() -> None:
         InstanceGroup("gpu", "ml.g5.xlarge", ("algo-3",)),
         InstanceGroup("more", "ml.m5.large", ("algo-4", "algo-5")),
     )
-    assert spec.volume_size_gb == 30
 
 
 def test_twelve_hosts_are_in_numeric_order() -> None:

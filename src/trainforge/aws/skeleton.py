@@ -33,7 +33,7 @@ log = logging.getLogger("trainforge.api")
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
 # trainforge also reads channels from and writes artifacts to local paths (file:///x or /x)
-# where SageMaker takes an S3 URI; see docs/wire-quirks.md.
+# where SageMaker takes an S3 URI; see docs/behaviour.md, "Deliberate differences".
 LOCAL_PATH_PATTERN = r"file:///.*|/.*"
 ALSO_ACCEPT = {"S3Uri": LOCAL_PATH_PATTERN}
 # Required by the service for classic (non-serverless) training jobs, optional in the model.

@@ -65,7 +65,6 @@ class JobSpec:
     max_runtime_seconds: int
     checkpoint: CheckpointSpec | None
     network_isolation: bool
-    volume_size_gb: int
     synced: tuple[SyncedDirSpec, ...] = ()
     # The config files of the synced directories, by file name (spec §1.6).
     sync_configs: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
@@ -104,7 +103,6 @@ class JobSpec:
                     instance_groups=tuple(s3.get("InstanceGroupNames") or ()),
                 )
             )
-        resource = request.get("ResourceConfig") or {}
         layout = hosts_of(request)
         output = request.get("OutputDataConfig") or {}
         stopping = request.get("StoppingCondition") or {}
@@ -136,7 +134,6 @@ class JobSpec:
             if checkpoint
             else None,
             network_isolation=bool(request.get("EnableNetworkIsolation", False)),
-            volume_size_gb=int(resource.get("VolumeSizeInGB", 0) or 0),
             synced=_synced_dirs(name, request),
             sync_configs=_sync_configs(request),
             request=request,

@@ -2,7 +2,7 @@
 not run, each refused with a ValidationException message that names the field.
 
 Observed SageMaker texts are used verbatim where the spec has them (instance groups); the others
-are written in the same style and listed in docs/wire-quirks.md.
+are written in the same style and listed in docs/behaviour.md.
 """
 
 from __future__ import annotations
