@@ -72,6 +72,9 @@ class PlacementError(EngineError):
     """The hosts of a job could not all be started on the swarm in time."""
 
 
+_LOG_ERROR = "Error grabbing logs: "
+
+
 def _first(tasks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The first task of each service: the one that runs its host (a service never restarts;
     a task made later only stands in for a stopped host and never runs)."""
@@ -323,6 +326,11 @@ class SwarmEngine:
             state = (known if known is not None else self.states(job)).get(host)
             running = follow and state is not None and state.running
             for line in self.docker.service_logs(service["ID"], last, follow=False):
+                if line.text.startswith(_LOG_ERROR):
+                    # Docker's own complaint about a task that has no log (the unplaceable
+                    # task a stop leaves), stamped with its own time: not the host's output,
+                    # and it must not move the cursor past lines still to come.
+                    continue
                 if last and line.ts_ns <= last:
                     continue
                 last = max(last, line.ts_ns)
