@@ -233,7 +233,14 @@ def _print_points(points: list[MetricPoint]) -> None:
 
 
 def cleanup(job: AgentJob) -> dict[str, Any]:
-    shutil.rmtree(job.root, ignore_errors=True)
+    # Renamed away first, at once: an attend agent still finishing its last scan then finds no
+    # tree at all, never half of one whose missing files it would delete from S3.
+    doomed = job.root.with_name(f".{job.root.name}.removing-{os.getpid()}")
+    try:
+        os.rename(job.root, doomed)
+    except OSError:
+        doomed = job.root
+    shutil.rmtree(doomed, ignore_errors=True)
     return {}
 
 

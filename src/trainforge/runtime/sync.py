@@ -126,6 +126,11 @@ class DirSync:
         warned = False
         while not stopping.wait(SCAN_SECONDS):
             current = scan(self.local)
+            if not self.local.is_dir():
+                # The tree is being removed (the job ended; its cleanup renames it away
+                # first): what the scan missed is not deleted, and the collect step has
+                # flushed already.
+                continue
             ready = {rel: sig for rel, sig in current.items() if previous.get(rel) == sig}
             previous = current
             moved, errors = self.round(copied, ready)
