@@ -557,6 +557,9 @@ class DockerApi:
     def service_logs(self, service_id: str, since_ns: int, follow: bool) -> Iterator[LogLine]:
         return self._log_lines(f"/services/{service_id}/logs", since_ns, follow)
 
+    def task_logs(self, task_id: str, since_ns: int, follow: bool) -> Iterator[LogLine]:
+        return self._log_lines(f"/tasks/{task_id}/logs", since_ns, follow)
+
     def _log_lines(self, path: str, since_ns: int, follow: bool) -> Iterator[LogLine]:
         """Read a log endpoint in large chunks and split Docker's multiplexed frames here:
         docker-py reads each frame with two small reads, which costs more than the rest of a

@@ -325,7 +325,15 @@ class SwarmEngine:
                 known = self._last.get(job)
             state = (known if known is not None else self.states(job)).get(host)
             running = follow and state is not None and state.running
-            for line in self.docker.service_logs(service["ID"], last, follow=False):
+            # The log of the task that runs the host, not the service's: once a stop has left
+            # an unplaceable task beside it, Docker answers the service's log incompletely.
+            task = _first(self.docker.tasks([service["ID"]])).get(service["ID"])
+            lines = (
+                self.docker.task_logs(task["ID"], last, follow=False)
+                if task is not None
+                else iter(())
+            )
+            for line in lines:
                 if line.text.startswith(_LOG_ERROR):
                     # Docker's own complaint about a task that has no log (the unplaceable
                     # task a stop leaves), stamped with its own time: not the host's output,
