@@ -23,11 +23,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from botocore.model import ListShape, MapShape, Shape, StructureShape
+from botocore.model import Shape
 
 from trainforge.aws import cbor, spec
 from trainforge.aws.parser import Call, call_for, parse
-from trainforge.aws.serializer import dumps, to_wire
+from trainforge.aws.serializer import dumps, to_wire, walk
 from trainforge.aws.skeleton import Encoder, Response
 from trainforge.errors import SerializationError, ServiceError, UnknownOperation
 
@@ -126,30 +126,13 @@ def _rpc_services() -> dict[str, str]:
     return {spec.target_prefix(name): name for name in spec.IMPLEMENTED}
 
 
+def _cbor_timestamp(value: Any) -> cbor.Epoch:
+    seconds = value.timestamp() if isinstance(value, dt.datetime) else float(value)
+    return cbor.Epoch(round(seconds, 3))
+
+
 def _cbor_walk(shape: Shape | None, value: Any) -> Any:
-    if shape is None or value is None:
-        return value
-    kind = shape.type_name
-    if kind == "structure":
-        assert isinstance(shape, StructureShape)
-        members = shape.members
-        return {
-            name: _cbor_walk(members[name], item)
-            for name, item in value.items()
-            if name in members and item is not None
-        }
-    if kind == "list":
-        assert isinstance(shape, ListShape)
-        return [_cbor_walk(shape.member, item) for item in value]
-    if kind == "map":
-        assert isinstance(shape, MapShape)
-        return {key: _cbor_walk(shape.value, item) for key, item in value.items()}
-    if kind == "timestamp":
-        seconds = value.timestamp() if isinstance(value, dt.datetime) else float(value)
-        return cbor.Epoch(round(seconds, 3))
-    if kind in ("double", "float"):
-        return float(value)
-    return value
+    return walk(shape, value, _cbor_timestamp, float)
 
 
 class RpcV2Cbor:

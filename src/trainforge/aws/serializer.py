@@ -17,7 +17,9 @@ from botocore.model import ListShape, MapShape, Shape, StructureShape
 from trainforge.errors import ServiceError
 
 
-def _walk(shape: Shape | None, value: Any, timestamp: Any) -> Any:
+def walk(shape: Shape | None, value: Any, timestamp: Any, number: Any = None) -> Any:
+    """``value`` shaped by ``shape`` for a wire: absent members dropped, timestamps through
+    ``timestamp``, doubles and floats through ``number`` when given."""
     if shape is None or value is None:
         return value
     kind = shape.type_name
@@ -25,18 +27,20 @@ def _walk(shape: Shape | None, value: Any, timestamp: Any) -> Any:
         assert isinstance(shape, StructureShape)
         members = shape.members
         return {
-            name: _walk(members[name], item, timestamp)
+            name: walk(members[name], item, timestamp, number)
             for name, item in value.items()
             if name in members and item is not None
         }
     if kind == "list":
         assert isinstance(shape, ListShape)
-        return [_walk(shape.member, item, timestamp) for item in value]
+        return [walk(shape.member, item, timestamp, number) for item in value]
     if kind == "map":
         assert isinstance(shape, MapShape)
-        return {key: _walk(shape.value, item, timestamp) for key, item in value.items()}
+        return {key: walk(shape.value, item, timestamp, number) for key, item in value.items()}
     if kind == "timestamp":
         return timestamp(value)
+    if number is not None and kind in ("double", "float"):
+        return number(value)
     return value
 
 
@@ -57,12 +61,12 @@ def _iso(value: Any) -> str:
 
 
 def to_wire(shape: Shape | None, value: dict[str, Any]) -> dict[str, Any]:
-    result = _walk(shape, value, _epoch)
+    result = walk(shape, value, _epoch)
     return result if isinstance(result, dict) else {}
 
 
 def for_display(shape: Shape | None, value: dict[str, Any]) -> dict[str, Any]:
-    result = _walk(shape, value, _iso)
+    result = walk(shape, value, _iso)
     return result if isinstance(result, dict) else {}
 
 
