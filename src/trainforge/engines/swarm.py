@@ -38,6 +38,7 @@ from trainforge.engines.base import (
     ImageInfo,
     LogLine,
     TaskResult,
+    signal_of_exit_code,
 )
 from trainforge.engines.dockerapi import (
     HOME_LABEL,
@@ -281,6 +282,7 @@ class SwarmEngine:
                 stream,
                 running=False,
                 exit_code=code,
+                signal=signal_of_exit_code(code),
                 finished_at=parse_time(status.get("Timestamp")),
                 error=str(status.get("Err") or ""),
             )
