@@ -14,6 +14,7 @@ import platform
 import shutil
 import sys
 import time
+import traceback
 from collections.abc import Callable
 
 from bench import (
@@ -28,7 +29,7 @@ from bench import (
     swarm,
     while_running,
 )
-from bench.common import ROOT, Row
+from bench.common import ROOT, Row, could_not_run
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[Row]]] = {
     "noop-server": lambda a: [noop.server_noop(a.runs)],
@@ -57,7 +58,7 @@ def print_table(rows: list[Row]) -> None:
             r.baseline,
             r.ratio,
             r.target,
-            {True: "yes", False: "NO", None: "—"}[r.met],
+            "FAILED" if r.ran is False else {True: "yes", False: "NO", None: "—"}[r.met],
         ]
         for r in rows
     ]
@@ -89,7 +90,11 @@ def main() -> int:
     for name in args.names or list(BENCHMARKS):
         print(f"[bench] {name} ...", file=sys.stderr, flush=True)
         begun = time.monotonic()
-        rows += BENCHMARKS[name](args)
+        try:
+            rows += BENCHMARKS[name](args)
+        except Exception as exc:  # whatever stops a benchmark is its row's result
+            traceback.print_exc()
+            rows.append(could_not_run(name, exc))
         print(
             f"[bench] {name} done in {time.monotonic() - begun:.0f} s", file=sys.stderr, flush=True
         )
@@ -109,6 +114,10 @@ def main() -> int:
         )
     )
     print(f"\nresults: {path.relative_to(ROOT)}")
+    failed = [r.number for r in rows if r.ran is False]
+    if failed:
+        print(f"bench: rows that could not run: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 

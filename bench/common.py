@@ -58,6 +58,13 @@ class Row:
     target: str
     met: bool | None
     notes: list[str] = field(default_factory=list)
+    # False: the row could not be measured at all (a tool missing, a server that did not start).
+    ran: bool = True
+
+
+def could_not_run(what: str, reason: object) -> Row:
+    """The row of a benchmark that could not run: a failure in the table, never a blank."""
+    return Row(what, f"{what}: could not run", "—", "—", "—", "—", False, [str(reason)], ran=False)
 
 
 def measure(
