@@ -60,8 +60,15 @@ fuzz: $(VENV)/.installed-dev
 	TRAINFORGE_FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest tests/api/test_fuzz.py -p no:cacheprovider
 
 ## What the benchmarks need besides the dev extra: wrk (Debian's package, installed with
-## apt-get when run as root) and s3s-fs (built with cargo, cached).
-bench-tools:
+## apt-get when run as root), s3s-fs (built with cargo, cached) and boto3 with the CRT in a
+## virtual environment of its own (a baseline: in trainforge's, botocore would load the CRT).
+CRT_VENV := .cache/crt-venv
+$(CRT_VENV)/.installed:
+	$(PYTHON) -m venv $(CRT_VENV)
+	$(CRT_VENV)/bin/pip install -q 'boto3[crt]'
+	touch $@
+
+bench-tools: $(CRT_VENV)/.installed
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; } \
 		|| { echo "bench: wrk is needed (apt-get install wrk)" >&2; exit 1; }
 	$(PYTHON) scripts/s3s.py

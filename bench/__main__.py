@@ -7,6 +7,7 @@ same run, their ratio and the target. Results are also written as JSON under ben
 from __future__ import annotations
 
 import argparse
+import compileall
 import dataclasses
 import datetime as dt
 import json
@@ -35,6 +36,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[Row]]] = {
     "noop-server": lambda a: [noop.server_noop(a.runs)],
     "noop-run": lambda a: list(noop.run_noop(a.runs)),
     "s3-staging": lambda a: staging.s3_staging(max(3, a.runs // 2)),
+    "s3s-staging": lambda a: staging.s3s_staging(max(3, a.runs // 2)),
     "local-channel": lambda a: [staging.local_channel(a.runs)],
     "pipe-local": lambda a: [pipes.pipe_local_channel(a.runs)],
     "model-archive": lambda a: [archive.model_archive(max(3, a.runs // 2))],
@@ -85,6 +87,10 @@ def main() -> int:
     if shutil.which("docker") is None:
         print("bench: docker is needed", file=sys.stderr)
         return 2
+    # An installed wheel carries its bytecode; an editable checkout writes it on first import,
+    # unless PYTHONDONTWRITEBYTECODE is set (as on the project's machines), and then every
+    # `trainforge` process would compile trainforge's modules anew. Measure what users run.
+    compileall.compile_dir(ROOT / "src", quiet=1)
     rows: list[Row] = []
     started = time.time()
     for name in args.names or list(BENCHMARKS):
