@@ -38,9 +38,13 @@ S3_TESTS := tests/integration/test_channels.py tests/integration/test_outputs.py
 	tests/integration/test_spot_and_retries.py tests/integration/test_hostile_inputs.py \
 	tests/integration/test_full_disk.py tests/integration/test_doctor.py \
 	tests/api/test_update_and_interrupt.py
+## One test is left out: s3s-fs makes a bucket when an object is put into one that does not
+## exist, where S3 answers NoSuchBucket, so a job whose output bucket is missing completes there.
+S3S_DIFFERS := tests/integration/test_status_and_failures.py::test_output_bucket_missing_fails_with_a_client_error
 test-s3s: $(VENV)/.installed-dev images
 	$(PYTHON) scripts/s3s.py
-	TRAINFORGE_TEST_S3=s3s $(BIN)/python -m pytest -n 2 --dist loadfile $(S3_TESTS)
+	TRAINFORGE_TEST_S3=s3s $(BIN)/python -m pytest -n 2 --dist loadfile $(S3_TESTS) \
+		--deselect $(S3S_DIFFERS)
 
 images:
 	$(PYTHON) scripts/images.py busybox python example test
