@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: example test lint images agent-image bench fuzz clean
+.PHONY: example test test-s3s lint images agent-image bench bench-tools fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,24 @@ example: $(VENV)/.installed
 test: $(VENV)/.installed-dev images agent-image
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
+## The tests that move data through S3, against s3s-fs (a second S3 implementation, built from
+## crates.io with cargo once and cached under .cache/s3s-fs) instead of moto. The swarm's tests
+## are not among them: their nodes reach the session's S3 endpoint the same way either way.
+S3_TESTS := tests/integration/test_channels.py tests/integration/test_outputs.py \
+	tests/integration/test_invocation_and_tree.py tests/integration/test_lifecycle_rules.py \
+	tests/integration/test_status_and_failures.py tests/integration/test_pipe_feeder_s3.py \
+	tests/integration/test_pipe_mode.py tests/integration/test_while_running.py \
+	tests/integration/test_spot_and_retries.py tests/integration/test_hostile_inputs.py \
+	tests/integration/test_full_disk.py tests/integration/test_doctor.py \
+	tests/api/test_update_and_interrupt.py
+## One test is left out: s3s-fs makes a bucket when an object is put into one that does not
+## exist, where S3 answers NoSuchBucket, so a job whose output bucket is missing completes there.
+S3S_DIFFERS := tests/integration/test_status_and_failures.py::test_output_bucket_missing_fails_with_a_client_error
+test-s3s: $(VENV)/.installed-dev images
+	$(PYTHON) scripts/s3s.py
+	TRAINFORGE_TEST_S3=s3s $(BIN)/python -m pytest -n 2 --dist loadfile $(S3_TESTS) \
+		--deselect $(S3S_DIFFERS)
+
 images:
 	$(PYTHON) scripts/images.py busybox python example test
 
@@ -45,8 +63,23 @@ lint: $(VENV)/.installed-dev
 fuzz: $(VENV)/.installed-dev
 	TRAINFORGE_FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest tests/api/test_fuzz.py -p no:cacheprovider
 
-## The benchmarks of bench/: trainforge against its baselines, one table of ratios.
-bench: $(VENV)/.installed-dev images
+## What the benchmarks need besides the dev extra: wrk (Debian's package, installed with
+## apt-get when run as root), s3s-fs (built with cargo, cached) and boto3 with the CRT in a
+## virtual environment of its own (a baseline: in trainforge's, botocore would load the CRT).
+CRT_VENV := .cache/crt-venv
+$(CRT_VENV)/.installed:
+	$(PYTHON) -m venv $(CRT_VENV)
+	$(CRT_VENV)/bin/pip install -q 'boto3[crt]'
+	touch $@
+
+bench-tools: $(CRT_VENV)/.installed
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; } \
+		|| { echo "bench: wrk is needed (apt-get install wrk)" >&2; exit 1; }
+	$(PYTHON) scripts/s3s.py
+
+## The benchmarks of bench/: trainforge against its baselines, one table of ratios. A row that
+## cannot run is printed as a failure, and the exit status is then non-zero.
+bench: $(VENV)/.installed-dev images bench-tools
 	$(BIN)/python -m bench
 
 clean:

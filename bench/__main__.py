@@ -7,6 +7,7 @@ same run, their ratio and the target. Results are also written as JSON under ben
 from __future__ import annotations
 
 import argparse
+import compileall
 import dataclasses
 import datetime as dt
 import json
@@ -14,6 +15,7 @@ import platform
 import shutil
 import sys
 import time
+import traceback
 from collections.abc import Callable
 
 from bench import (
@@ -28,12 +30,13 @@ from bench import (
     swarm,
     while_running,
 )
-from bench.common import ROOT, Row
+from bench.common import ROOT, Row, could_not_run
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[Row]]] = {
     "noop-server": lambda a: [noop.server_noop(a.runs)],
     "noop-run": lambda a: list(noop.run_noop(a.runs)),
     "s3-staging": lambda a: staging.s3_staging(max(3, a.runs // 2)),
+    "s3s-staging": lambda a: staging.s3s_staging(max(3, a.runs // 2)),
     "local-channel": lambda a: [staging.local_channel(a.runs)],
     "pipe-local": lambda a: [pipes.pipe_local_channel(a.runs)],
     "model-archive": lambda a: [archive.model_archive(max(3, a.runs // 2))],
@@ -57,7 +60,7 @@ def print_table(rows: list[Row]) -> None:
             r.baseline,
             r.ratio,
             r.target,
-            {True: "yes", False: "NO", None: "—"}[r.met],
+            "FAILED" if r.ran is False else {True: "yes", False: "NO", None: "—"}[r.met],
         ]
         for r in rows
     ]
@@ -84,12 +87,20 @@ def main() -> int:
     if shutil.which("docker") is None:
         print("bench: docker is needed", file=sys.stderr)
         return 2
+    # An installed wheel carries its bytecode; an editable checkout writes it on first import,
+    # unless PYTHONDONTWRITEBYTECODE is set (as on the project's machines), and then every
+    # `trainforge` process would compile trainforge's modules anew. Measure what users run.
+    compileall.compile_dir(ROOT / "src", quiet=1)
     rows: list[Row] = []
     started = time.time()
     for name in args.names or list(BENCHMARKS):
         print(f"[bench] {name} ...", file=sys.stderr, flush=True)
         begun = time.monotonic()
-        rows += BENCHMARKS[name](args)
+        try:
+            rows += BENCHMARKS[name](args)
+        except Exception as exc:  # whatever stops a benchmark is its row's result
+            traceback.print_exc()
+            rows.append(could_not_run(name, exc))
         print(
             f"[bench] {name} done in {time.monotonic() - begun:.0f} s", file=sys.stderr, flush=True
         )
@@ -109,6 +120,10 @@ def main() -> int:
         )
     )
     print(f"\nresults: {path.relative_to(ROOT)}")
+    failed = [r.number for r in rows if r.ran is False]
+    if failed:
+        print(f"bench: rows that could not run: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 

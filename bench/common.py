@@ -25,6 +25,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 CACHE = ROOT / ".cache" / "bench"
+# boto3 with the CRT lives in a virtual environment of its own (`make bench-tools`).
+CRT_PYTHON = ROOT / ".cache" / "crt-venv" / "bin" / "python"
 sys.path.insert(0, str(ROOT / "scripts"))
 
 AWS_ENV = {
@@ -58,6 +60,13 @@ class Row:
     target: str
     met: bool | None
     notes: list[str] = field(default_factory=list)
+    # False: the row could not be measured at all (a tool missing, a server that did not start).
+    ran: bool = True
+
+
+def could_not_run(what: str, reason: object) -> Row:
+    """The row of a benchmark that could not run: a failure in the table, never a blank."""
+    return Row(what, f"{what}: could not run", "—", "—", "—", "—", False, [str(reason)], ran=False)
 
 
 def measure(
@@ -146,6 +155,25 @@ def moto_server() -> Iterator[str]:
         proc.wait(timeout=10)
 
 
+@contextmanager
+def s3s_server() -> Iterator[str]:
+    """s3s-fs (scripts/s3s.py: built with cargo once, cached) on a loopback port, serving a
+    directory under .cache/bench, with the benchmarks' access key."""
+    import s3s
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="s3s-", dir=CACHE) as data:
+        port = free_port()
+        proc = s3s.start(
+            Path(data), port, AWS_ENV["AWS_ACCESS_KEY_ID"], AWS_ENV["AWS_SECRET_ACCESS_KEY"]
+        )
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
 @dataclass
 class TrainforgeServer:
     url: str
@@ -164,7 +192,7 @@ class TrainforgeServer:
 
 
 def client(service: str, endpoint: str) -> Any:
-    """A boto3 client for a benchmark's own loopback endpoint (trainforge's or moto's)."""
+    """A boto3 client for a benchmark's own loopback endpoint (trainforge's, moto's, s3s-fs's)."""
     import boto3
     from botocore.config import Config
 
@@ -172,9 +200,13 @@ def client(service: str, endpoint: str) -> Any:
         service,
         endpoint_url=endpoint,
         region_name="us-east-1",
-        aws_access_key_id="bench",
-        aws_secret_access_key="bench",
-        config=Config(retries={"max_attempts": 2}, max_pool_connections=64),
+        aws_access_key_id=AWS_ENV["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+        config=Config(
+            retries={"max_attempts": 2},
+            max_pool_connections=64,
+            s3={"addressing_style": "path"},
+        ),
     )
 
 

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench.common import Row, client, moto_server, noop_request, trainforge_server
+from bench.common import Row, client, could_not_run, moto_server, noop_request, trainforge_server
 
 CONNECTIONS = 32
 DURATION = "10s"
@@ -100,16 +100,7 @@ def _wrk(url: str, count: int) -> dict[str, Any]:
 def describe_load(count: int) -> list[Row]:
     if shutil.which("wrk") is None:
         return [
-            Row(
-                "6",
-                "DescribeTrainingJob under load",
-                "not run",
-                "—",
-                "—",
-                "p99 ≤ 20 ms",
-                None,
-                ["wrk is not installed (apt-get install wrk)"],
-            )
+            could_not_run("6", "wrk is not installed (make bench installs it: apt-get install wrk)")
         ]
     with tempfile.TemporaryDirectory(prefix="tf-load-") as tmp:
         home = Path(tmp)

@@ -1,6 +1,8 @@
 """Benchmarks 3 and 4: staging an S3 prefix into a channel (1 GiB in 16 objects plus 2,000
-objects of 4 KiB, from moto's server) against `aws s3 sync` of the same prefix; and a 2 GiB
-local-path channel, which must be staged without a copy."""
+objects of 4 KiB, from moto's server) against `aws s3 sync` of the same prefix; the same from
+s3s-fs, a fast S3 server, so that moto is not what caps the rate (3c: against the faster of
+`aws s3 sync` and boto3's CRT transfer client); and a 2 GiB local-path channel, which must be
+staged without a copy."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from pathlib import Path
 from bench.common import (
     BIN,
     CACHE,
+    CRT_PYTHON,
+    ROOT,
     Row,
     alternate,
     client,
@@ -24,6 +28,7 @@ from bench.common import (
     measure,
     median,
     moto_server,
+    s3s_server,
 )
 
 LARGE_OBJECTS = 16
@@ -142,6 +147,56 @@ def s3_staging(runs: int) -> list[Row]:
             "≤ 0.5×",
             cpu_ratio <= 0.5,
         ),
+    ]
+
+
+def s3s_staging(runs: int) -> list[Row]:
+    """3c: throughput from s3s-fs; trainforge, `aws s3 sync` and the CRT client take turns."""
+    with (
+        s3s_server() as endpoint,
+        tempfile.TemporaryDirectory(prefix="tf-stage-s3s-", dir=CACHE) as tmp,
+    ):
+        _fill(endpoint, "bench-data")
+        env = env_with(AWS_ENDPOINT_URL_S3=endpoint, TRAINFORGE_HOME=str(Path(tmp) / "home"))
+        uri = "s3://bench-data/dataset/"
+        sides = {
+            "trainforge": (
+                [sys.executable, "-m", "bench.stage_channel", uri],
+                ("stage-bench", "channels", "train"),
+            ),
+            "aws s3 sync": ([str(BIN / "aws"), "s3", "sync", "--only-show-errors", uri], ()),
+            "boto3 CRT": ([str(CRT_PYTHON), str(ROOT / "bench" / "crt_sync.py"), uri], ()),
+        }
+        walls: dict[str, list[float]] = {name: [] for name in sides}
+        sizes: set[tuple[int, int]] = set()
+        for run in range(runs + 1):
+            for name, (cmd, tree) in sides.items():
+                dest = Path(tmp) / "dest"
+                shutil.rmtree(dest, ignore_errors=True)
+                result = measure([*cmd, str(dest)], env=env)
+                assert result.returncode == 0, f"{name} failed"
+                sizes.add(_tree_size(dest.joinpath(*tree)))
+                if run:  # the first round warms the page cache and s3s-fs
+                    walls[name].append(result.wall)
+    total = LARGE_OBJECTS * LARGE_SIZE + SMALL_OBJECTS * SMALL_SIZE
+    mib = total / (1 << 20)
+    rates = {name: mib / median(values) for name, values in walls.items()}
+    best = max((n for n in rates if n != "trainforge"), key=rates.__getitem__)
+    ratio = rates["trainforge"] / rates[best]
+    notes = [", ".join(f"{n}: {rates[n]:.0f} MiB/s ({median(walls[n]):.2f} s)" for n in rates)]
+    if sizes != {(LARGE_OBJECTS + SMALL_OBJECTS, total)}:
+        notes.append(f"staged trees differ: {sizes}")
+    return [
+        Row(
+            "3c",
+            "S3 staging from s3s-fs (a fast S3 server), same data: throughput",
+            f"{rates['trainforge']:.0f} MiB/s",
+            f"{rates[best]:.0f} MiB/s ({best}, the faster client)",
+            f"{ratio:.2f}×",
+            "≥ 0.90×",
+            ratio >= 0.90 and len(sizes) == 1,
+            notes,
+        )
     ]
 
 

@@ -1,9 +1,11 @@
 """Fixtures shared by every tier: the locally built images, a real S3 endpoint (moto's server
-mode on a loopback port, one process for the whole session), a fresh TRAINFORGE_HOME per test,
-and clean-up of the containers a test left behind."""
+mode on a loopback port, one process for the whole session; with ``TRAINFORGE_TEST_S3=s3s``,
+s3s-fs instead, a second S3 implementation that checks signatures), a fresh TRAINFORGE_HOME per
+test, and clean-up of the containers a test left behind."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -17,6 +19,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
+
+import s3s  # noqa: E402
 
 import images as image_builder  # noqa: E402
 
@@ -57,17 +61,38 @@ def images() -> dict[str, str]:
     }
 
 
+S3_SERVERS = ("moto", "s3s")
+
+
+def s3_server_kind() -> str:
+    kind = os.environ.get("TRAINFORGE_TEST_S3", "moto")
+    if kind not in S3_SERVERS:
+        raise pytest.UsageError(f"TRAINFORGE_TEST_S3 must be one of {S3_SERVERS}, not {kind!r}")
+    return kind
+
+
 @pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """moto's server on a loopback port, started by the first test that needs it; from then on
-    AWS_ENDPOINT_URL_S3 points at it (the processes the tests start inherit it)."""
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's server (or s3s-fs, see above) on a loopback port, started by the first test that
+    needs it; from then on AWS_ENDPOINT_URL_S3 points at it (the processes the tests start
+    inherit it)."""
     port = free_port()
-    server = Path(sys.executable).parent / "moto_server"
-    proc = subprocess.Popen(
-        [str(server), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    if s3_server_kind() == "s3s":
+        data = tmp_path_factory.mktemp("s3s-data")
+        proc = s3s.start(
+            data,
+            port,
+            TEST_ENV["AWS_ACCESS_KEY_ID"],
+            TEST_ENV["AWS_SECRET_ACCESS_KEY"],
+            log=data.parent / "s3s-fs.log",
+        )
+    else:
+        server = Path(sys.executable).parent / "moto_server"
+        proc = subprocess.Popen(
+            [str(server), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     try:
         wait_for_port(port)
         with pytest.MonkeyPatch.context() as mp:

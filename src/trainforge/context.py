@@ -10,7 +10,7 @@ import hashlib
 import os
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainforge.aws.skeleton import Dispatcher, Handler
 from trainforge.domain.allocation import Node
@@ -23,8 +23,6 @@ from trainforge.runtime.jobspec import JobSpec
 from trainforge.runtime.staging import Stager
 from trainforge.scheduler.capacity import refuse_if_never_fits, refuse_if_too_many_hosts
 from trainforge.scheduler.lifecycle import Lifecycle, Placement
-from trainforge.service.logs import LogsService
-from trainforge.service.metrics import MetricsService
 from trainforge.service.semantics import local_path_problem
 from trainforge.service.training_jobs import TrainingJobService
 from trainforge.settings import Settings
@@ -34,7 +32,10 @@ from trainforge.store.db import Database
 from trainforge.store.images import ImageProbeStore
 from trainforge.store.jobs import JobStore
 from trainforge.store.logs import LogStore
-from trainforge.store.metrics import MetricStore
+
+if TYPE_CHECKING:
+    from trainforge.service.logs import LogsService
+    from trainforge.service.metrics import MetricsService
 
 _NODES_TTL_SECONDS = 2.0
 
@@ -219,10 +220,16 @@ class Context:
 
     @functools.cached_property
     def logs_service(self) -> LogsService:
+        # Built on first use, as the metrics service: `trainforge run` needs neither.
+        from trainforge.service.logs import LogsService
+
         return LogsService(self.logs, self.settings.region, self.settings.account_id)
 
     @functools.cached_property
     def metrics_service(self) -> MetricsService:
+        from trainforge.service.metrics import MetricsService
+        from trainforge.store.metrics import MetricStore
+
         return MetricsService(MetricStore(self.db))
 
     @functools.cached_property
@@ -241,11 +248,26 @@ class Context:
             ("sagemaker", "AddTags"): svc.add_tags,
             ("sagemaker", "ListTags"): svc.list_tags,
             ("sagemaker", "DeleteTags"): svc.delete_tags,
-            ("logs", "DescribeLogStreams"): self.logs_service.describe_log_streams,
-            ("logs", "GetLogEvents"): self.logs_service.get_log_events,
-            ("logs", "FilterLogEvents"): self.logs_service.filter_log_events,
-            ("cloudwatch", "GetMetricStatistics"): self.metrics_service.get_metric_statistics,
-            ("cloudwatch", "GetMetricData"): self.metrics_service.get_metric_data,
-            ("cloudwatch", "ListMetrics"): self.metrics_service.list_metrics,
+            # The logs and metrics services are built when first called, not with the
+            # dispatcher: `trainforge run` only validates and creates.
+            **{
+                ("logs", op): functools.partial(self._logs_call, op)
+                for op in ("DescribeLogStreams", "GetLogEvents", "FilterLogEvents")
+            },
+            **{
+                ("cloudwatch", op): functools.partial(self._metrics_call, op)
+                for op in ("GetMetricStatistics", "GetMetricData", "ListMetrics")
+            },
         }
         return handlers
+
+    def _logs_call(self, operation: str, params: dict[str, Any]) -> Any:
+        return getattr(self.logs_service, _snake(operation))(params)
+
+    def _metrics_call(self, operation: str, params: dict[str, Any]) -> Any:
+        return getattr(self.metrics_service, _snake(operation))(params)
+
+
+def _snake(operation: str) -> str:
+    """``GetLogEvents`` → ``get_log_events``: the services name their methods after the API."""
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in operation).lstrip("_")

@@ -8,7 +8,6 @@ the environment variables, lower case and without the prefix. The environment wi
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -191,6 +190,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     values: dict[str, Any] = {}
     config_path = Path(env.get("TRAINFORGE_CONFIG") or home / "config.toml")
     if config_path.is_file():
+        import tomllib  # only with a config file: every command loads the settings
+
         with config_path.open("rb") as fh:
             try:
                 data = tomllib.load(fh)

@@ -82,9 +82,10 @@ def label_filter(labels: Mapping[str, str]) -> dict[str, list[str]]:
 
 
 class DockerApi:
-    def __init__(self, client: Any = None, base_url: str | None = None) -> None:
+    def __init__(self, client: Any = None, base_url: str | None = None, timeout: int = 120) -> None:
         self._client = client
         self._base_url = base_url
+        self._timeout = timeout
         self._lock = threading.Lock()
         self._info: dict[str, Any] | None = None
 
@@ -98,10 +99,10 @@ class DockerApi:
                     try:
                         if self._base_url:
                             self._client = docker.DockerClient(
-                                base_url=self._base_url, version="auto", timeout=120
+                                base_url=self._base_url, version="auto", timeout=self._timeout
                             )
                         else:
-                            self._client = docker.from_env(version="auto", timeout=120)
+                            self._client = docker.from_env(version="auto", timeout=self._timeout)
                     except _CONNECTION_ERRORS as exc:
                         host = self._base_url or os.environ.get(
                             "DOCKER_HOST", "unix:///var/run/docker.sock"
@@ -150,6 +151,10 @@ class DockerApi:
         if self._info is None:
             self._info = dict(self.call("read the engine's information", self.api.info))
         return self._info
+
+    def version(self) -> dict[str, Any]:
+        """The engine's own account of itself: ``Version``, ``ApiVersion``, ``Os``, ..."""
+        return dict(self.call("read the engine's version", self.api.version))
 
     def cpus(self) -> float:
         return float(self.info().get("NCPU") or os.cpu_count() or 1)
@@ -270,11 +275,26 @@ class DockerApi:
             raise EngineError(f"Docker could not {action}: {errors[-1]}")
         return str(self.call(action, self.api.inspect_image, tag)["Id"])
 
-    def run_once(self, image: str, command: Sequence[str]) -> tuple[int, str]:
-        """Run ``command`` in a container of ``image`` to its end: its exit code and output."""
+    def run_once(
+        self, image: str, command: Sequence[str], gpu_ids: Sequence[str] = ()
+    ) -> tuple[int, str]:
+        """Run ``command`` in a container of ``image`` to its end: its exit code and output.
+        With ``gpu_ids``, those GPUs are given to it as a training container gets them."""
         action = f"run {image}"
+        host_config = None
+        if gpu_ids:
+            host_config = self.api.create_host_config(
+                device_requests=[
+                    docker.types.DeviceRequest(device_ids=list(gpu_ids), capabilities=[["gpu"]])
+                ]
+            )
         container = self.call(
-            action, self.api.create_container, image, entrypoint=list(command), command=[]
+            action,
+            self.api.create_container,
+            image,
+            entrypoint=list(command),
+            command=[],
+            host_config=host_config,
         )
         try:
             self.call(action, self.api.start, container["Id"])

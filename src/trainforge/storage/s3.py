@@ -20,6 +20,7 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -329,3 +330,56 @@ def caller_credentials_env() -> dict[str, str]:
     if frozen.token:
         env["AWS_SESSION_TOKEN"] = frozen.token
     return env
+
+
+class MissingCredentials(StorageError):
+    """No AWS credentials anywhere the standard configuration looks."""
+
+
+@dataclass(frozen=True)
+class AccessReport:
+    """What one real request to S3 showed: where it went, as whom, and what it found."""
+
+    endpoint: str
+    access_key: str | None
+    found: str
+
+
+def check_access(region: str, bucket: str | None = None) -> AccessReport:
+    """One real request with the caller's configuration: ``HeadBucket`` on ``bucket``, else
+    ``ListBuckets``. Raises ``StorageError`` with S3's own code and message when it is refused,
+    and when the endpoint cannot be reached or no credentials are found. Fails fast: one attempt,
+    short timeouts (a health check must not wait out five retries)."""
+    custom_endpoint = bool(
+        os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    )
+    config = Config(
+        connect_timeout=5,
+        read_timeout=10,
+        retries={"max_attempts": 1, "mode": "standard"},
+        s3={"addressing_style": "path"} if custom_endpoint else {},
+    )
+    session = boto3.session.Session()
+    client = session.client("s3", region_name=region, config=config)
+    credentials = session.get_credentials()
+    access_key = credentials.get_frozen_credentials().access_key if credentials else None
+    endpoint = str(client.meta.endpoint_url)
+    if access_key is None:
+        raise MissingCredentials(f"no AWS credentials found (S3 endpoint {endpoint})")
+    try:
+        if bucket:
+            client.head_bucket(Bucket=bucket)
+            found = f"bucket {bucket} is there"
+        else:
+            count = len(client.list_buckets().get("Buckets", []))
+            found = f"{count} bucket{'' if count == 1 else 's'}"
+    except ClientError as exc:
+        # HeadBucket has no body: its 403 and 404 come without S3's code or message.
+        code = exc.response.get("Error", {}).get("Code", "")
+        if bucket and code in ("403", "404"):
+            meaning = {"403": "Forbidden", "404": "NoSuchBucket"}[code]
+            raise StorageError(f"HeadBucket {bucket}: {meaning} (HTTP {code})") from exc
+        raise StorageError(_describe(exc)) from exc
+    except BotoCoreError as exc:
+        raise StorageError(_describe(exc)) from exc
+    return AccessReport(endpoint, access_key, found)
