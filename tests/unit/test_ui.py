@@ -86,3 +86,23 @@ def test_the_scripts_never_insert_markup() -> None:
         text = page.read_text()
         assert not re.search(r"<script(?![^>]*\bsrc=)", text), page.name
         assert " style=" not in text and "<style" not in text, page.name
+
+
+def test_trainforge_ui_names_the_configured_servers_dashboard() -> None:
+    from trainforge.cli.main import dashboard_url
+    from trainforge.settings import load_settings
+
+    assert dashboard_url(load_settings({"TRAINFORGE_PORT": "9000"})) == "http://127.0.0.1:9000/ui/"
+    remote = load_settings({"TRAINFORGE_SERVER_URL": "http://gpu-box:8443/"})
+    assert dashboard_url(remote) == "http://gpu-box:8443/ui/"
+    anywhere = load_settings({"TRAINFORGE_HOST": "0.0.0.0", "TRAINFORGE_PORT": "8443"})
+    assert dashboard_url(anywhere) == "http://127.0.0.1:8443/ui/"
+
+
+def test_a_long_job_is_charted_over_longer_periods() -> None:
+    assert data._period(60) == 1
+    assert data._period(2000) == 1
+    assert data._period(2001) == 5
+    assert data._period(30 * 2000) == 30
+    assert data._period(3 * 86400) == 180  # 1440 points of 3 minutes
+    assert 3 * 86400 / data._period(3 * 86400) <= data.MAX_POINTS

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,8 +26,8 @@ STATUSES = ("InProgress", "Completed", "Failed", "Stopping", "Stopped")
 SORTS = ("CreationTime", "Name", "Status")
 PAGE_SIZES = (10, 25, 50, 100)
 LOG_BATCH = 2000
-# Enough points for a chart a screen wide; more are thinned to the newest ones.
-MAX_POINTS = 5000
+# Enough points for a chart a screen wide: a longer job is averaged over longer periods.
+MAX_POINTS = 2000
 
 
 def _duration(job: dict[str, Any], now: float) -> float | None:
@@ -214,11 +215,21 @@ def log_tail(call: Call, name: str, cursor: str | None) -> dict[str, Any]:
     return {"lines": lines, "cursor": encoded, "more": more, "streams": streams}
 
 
-def metrics(call: Call, name: str, since: float | None) -> dict[str, Any]:
-    """Every series of the job (its MetricDefinitions' and its hosts' instance metrics) as
-    points at one second, from ``since`` (the job's creation without it) to now."""
+def _period(seconds: float) -> int:
+    """The shortest period CloudWatch allows (1, 5, 10, 30 s, then whole minutes) that gives at
+    most MAX_POINTS points over ``seconds``."""
+    for period in (1, 5, 10, 30):
+        if seconds / period <= MAX_POINTS:
+            return period
+    return 60 * max(1, math.ceil(seconds / MAX_POINTS / 60))
+
+
+def metrics(call: Call, name: str) -> dict[str, Any]:
+    """Every series of the job (its MetricDefinitions' and its hosts' instance metrics), each
+    point the average of a period (one second for a job of up to half an hour), from the job's
+    creation to now."""
     job = call("sagemaker", "DescribeTrainingJob", {"TrainingJobName": name})
-    start = since if since is not None else float(job["CreationTime"])
+    start = float(job["CreationTime"])
     end = time.time() + 1
     if end - start < 1:
         start = end - 1
@@ -240,6 +251,7 @@ def metrics(call: Call, name: str, since: float | None) -> dict[str, Any]:
                     "Dimensions": [{"Name": HOST_DIMENSION, "Value": f"{name}/{instance.name}"}],
                 }
             )
+    period = _period(end - start)
     series = []
     for chunk in range(0, len(wanted), 500):
         queries = [
@@ -247,7 +259,7 @@ def metrics(call: Call, name: str, since: float | None) -> dict[str, Any]:
                 "Id": f"m{i}",
                 "MetricStat": {
                     "Metric": {"Namespace": NAMESPACE, **metric},
-                    "Period": 1,
+                    "Period": period,
                     "Stat": "Average",
                 },
             }
@@ -261,7 +273,7 @@ def metrics(call: Call, name: str, since: float | None) -> dict[str, Any]:
                 "StartTime": start,
                 "EndTime": end,
                 "ScanBy": "TimestampAscending",
-                "MaxDatapoints": 100_800,
+                "MaxDatapoints": 100_000,
             },
         )
         for result in got["MetricDataResults"]:
@@ -276,8 +288,8 @@ def metrics(call: Call, name: str, since: float | None) -> dict[str, Any]:
                 {
                     "name": metric["MetricName"],
                     "host": host.split("/", 1)[1] if host else None,
-                    "t": stamps[-MAX_POINTS:],
-                    "v": values[-MAX_POINTS:],
+                    "t": stamps,
+                    "v": values,
                 }
             )
-    return {"series": series, "until": end - 1}
+    return {"series": series}

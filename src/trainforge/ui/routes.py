@@ -141,7 +141,7 @@ class Ui:
         )
 
     def metrics(self, request: Request, _: Session) -> dict[str, Any]:
-        return data.metrics(self.call, request.path_params["name"], None)
+        return data.metrics(self.call, request.path_params["name"])
 
     def stop(self, request: Request, _: Session) -> dict[str, Any]:
         name = request.path_params["name"]
