@@ -22,7 +22,10 @@ import boto3
 import pytest
 from botocore.config import Config
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import (
+    NoAlertPresentException,
+    StaleElementReferenceException,
+)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -134,7 +137,22 @@ def shot(browser: WebDriver, request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 def _wait(driver: WebDriver, what: Callable[[WebDriver], Any], timeout: float = 30) -> Any:
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(what)
+    # A page redraws what it shows as it refreshes: an element gone stale is looked up again.
+    return WebDriverWait(
+        driver, timeout, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)
+    ).until(what)
+
+
+def _click(driver: WebDriver, css: str) -> None:
+    """Click what ``css`` finds, again if the page redrew it in between."""
+
+    def click(d: WebDriver) -> bool:
+        d.find_element(By.CSS_SELECTOR, css).click()
+        return True
+
+    WebDriverWait(
+        driver, 30, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)
+    ).until(click)
 
 
 def _login(driver: WebDriver, server: RunningServer, key_id: str, secret: str) -> None:
@@ -175,13 +193,21 @@ def test_list_shows_jobs_in_their_states_and_filters(
     browser.get(server.url + "/ui/")
 
     def states(d: WebDriver) -> dict[str, str]:
-        rows = d.find_elements(By.CSS_SELECTOR, "#jobs tbody tr[data-name]")
-        return {r.get_attribute("data-name"): r.get_attribute("data-status") for r in rows}
+        # Read in one go: the page redraws its rows while a job runs.
+        return dict(
+            d.execute_script(
+                "return [...document.querySelectorAll('#jobs tbody tr[data-name]')]"
+                ".map(r => [r.dataset.name, r.dataset.status])"
+            )
+        )
 
     wanted = {jobs["done"]: "Completed", jobs["failed"]: "Failed", jobs["running"]: "InProgress"}
     _wait(browser, lambda d: states(d) == wanted)
-    row = browser.find_element(By.CSS_SELECTOR, f'tr[data-name="{jobs["running"]}"]')
-    assert "ml.m5.large \u00d7 1" in row.text
+    row = browser.execute_script(
+        "return document.querySelector(arguments[0]).textContent",
+        f'tr[data-name="{jobs["running"]}"]',
+    )
+    assert "ml.m5.large \u00d7 1" in row
 
     Select(browser.find_element(By.ID, "status")).select_by_visible_text("Failed")
     _wait(browser, lambda d: states(d) == {jobs["failed"]: "Failed"})
@@ -307,10 +333,7 @@ def test_compare_overlays_curves_and_highlights_differences(
     done, running = jobs["done"], jobs["running"]
     browser.get(f"{server.url}/ui/")
     for name in (done, running):
-        box = _wait(
-            browser, lambda d, n=name: d.find_element(By.CSS_SELECTOR, f'tr[data-name="{n}"] input')
-        )
-        box.click()
+        _click(browser, f'tr[data-name="{name}"] input')
     browser.find_element(By.ID, "compare").click()
     _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '.chart[data-metric="train:loss"]'))
     rows = {

@@ -66,6 +66,10 @@
   $("prev").addEventListener("click", () => { if (state.page) { state.page--; load(); } });
   $("first").addEventListener("click", () => { state.page = 0; load(); });
   $("compare").addEventListener("click", () => { location.href = "/ui/compare?jobs=" + [...selected].map(encodeURIComponent).join(","); });
+  // The first page came inside the HTML (one round trip fewer); later ones are fetched.
+  const first = document.getElementById("tf-first");
+  let skip = false;
+  if (first) { render(JSON.parse(first.textContent)); first.remove(); skip = true; }
   // 2 s while a shown job runs, 10 s otherwise (new jobs appear): a few ms of server time each.
-  tf.poll(load, () => state.live ? 2000 : 10000);
+  tf.poll(() => { if (skip) { skip = false; return Promise.resolve(); } return load(); }, () => state.live ? 2000 : 10000);
 })();
