@@ -106,3 +106,16 @@ def test_a_long_job_is_charted_over_longer_periods() -> None:
     assert data._period(30 * 2000) == 30
     assert data._period(3 * 86400) == 180  # 1440 points of 3 minutes
     assert 3 * 86400 / data._period(3 * 86400) <= data.MAX_POINTS
+
+
+def test_data_inside_a_page_cannot_end_its_block() -> None:
+    import json
+
+    from trainforge.ui.routes import _data_block
+
+    value = {"name": "</script><script>alert(1)</script>", "x": "a & b > c"}
+    block = _data_block(value).decode()
+    inner = block.removeprefix('<script type="application/json" id="tf-first">')
+    inner = inner.removesuffix("</script>")
+    assert "<" not in inner and ">" not in inner and "&" not in inner
+    assert json.loads(inner) == value
