@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import tarfile
 import time
 import urllib.error
@@ -100,8 +99,6 @@ def jobs(sm: Any, s3_endpoint: str, images: dict[str, str]) -> dict[str, str]:
 
 
 def _chrome() -> WebDriver:
-    # Selenium Manager must not run: the driver's path is given, and it may not go online.
-    os.environ["SE_OFFLINE"] = "true"
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
     for argument in (
@@ -121,11 +118,14 @@ def _chrome() -> WebDriver:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[WebDriver]:
-    driver = _chrome()
-    try:
-        yield driver
-    finally:
-        driver.quit()
+    with pytest.MonkeyPatch.context() as mp:
+        # Selenium Manager must not run: the driver's path is given, and it may not go online.
+        mp.setenv("SE_OFFLINE", "true")
+        driver = _chrome()
+        try:
+            yield driver
+        finally:
+            driver.quit()
 
 
 @pytest.fixture
@@ -168,12 +168,22 @@ def test_login_is_required_and_refuses_wrong_keys(
     # No session: the page sends the browser to the login, the data answers 401 and no job.
     browser.get(server.url + "/ui/")
     _wait(browser, lambda d: "/ui/login" in d.current_url)
-    try:
-        urllib.request.urlopen(server.url + "/ui/api/jobs", timeout=10)
-        raise AssertionError("the jobs were answered without a session")
-    except urllib.error.HTTPError as error:
-        assert error.code == 401
-        assert jobs["done"].encode() not in error.read()
+    done = jobs["done"]
+    for method, path in (
+        ("GET", "/ui/api/jobs"),
+        ("GET", "/ui/api/session"),
+        ("GET", f"/ui/api/jobs/{done}"),
+        ("GET", f"/ui/api/jobs/{done}/logs"),
+        ("GET", f"/ui/api/jobs/{done}/metrics"),
+        ("POST", f"/ui/api/jobs/{jobs['running']}/stop"),
+    ):
+        request = urllib.request.Request(
+            server.url + path, data=b"{}" if method == "POST" else None, method=method
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 401, path
+        assert done.encode() not in refused.value.read(), path
 
     _login(browser, server, KEY_ID, "not-the-secret")
     _wait(browser, lambda d: d.find_element(By.ID, "failed").is_displayed())
