@@ -119,3 +119,23 @@ def test_data_inside_a_page_cannot_end_its_block() -> None:
     inner = inner.removesuffix("</script>")
     assert "<" not in inner and ">" not in inner and "&" not in inner
     assert json.loads(inner) == value
+
+
+def test_the_log_tail_starts_at_each_hosts_end_and_follows_it() -> None:
+    asked: list[dict[str, Any]] = []
+
+    def call(service: str, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        if operation == "DescribeLogStreams":
+            return {"logStreams": [{"logStreamName": "job/algo-1-1700000000"}]}
+        asked.append(params)
+        full = len(asked) == 1
+        events = [{"timestamp": i, "message": f"line {i}"} for i in range(data.LOG_BATCH)]
+        return {"events": events if full else [], "nextForwardToken": f"f/{len(asked)}"}
+
+    first = data.log_tail(call, "job", None)
+    assert "nextToken" not in asked[0] and not asked[0].get("startFromHead")
+    assert first["earlier"] and not first["more"]
+    assert {line["host"] for line in first["lines"]} == {"algo-1"}
+    second = data.log_tail(call, "job", first["cursor"])
+    assert asked[1]["nextToken"] == "f/1"
+    assert second["lines"] == [] and not second["earlier"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
@@ -16,6 +17,8 @@ from starlette.routing import Mount, Route
 
 from trainforge.server.app import ApiApp
 from trainforge.ui.routes import Ui
+
+log = logging.getLogger("trainforge.server")
 
 
 def web_app(
@@ -27,7 +30,11 @@ def web_app(
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         if on_startup is not None:
-            await asyncio.to_thread(on_startup)
+            try:
+                await asyncio.to_thread(on_startup)
+            except Exception:
+                log.exception("start-up failed")
+                raise
         try:
             yield
         finally:

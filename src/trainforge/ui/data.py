@@ -166,8 +166,9 @@ def _decode_cursor(raw: str | None) -> dict[str, str]:
 
 
 def log_tail(call: Call, name: str, cursor: str | None) -> dict[str, Any]:
-    """The log lines of every host of the job after ``cursor`` (from the start without one),
-    oldest first, and the cursor to ask with next: GetLogEvents' forward token per stream."""
+    """The log lines of every host of the job after ``cursor`` (each host's last LOG_BATCH
+    lines without one), oldest first, and the cursor to ask with next: GetLogEvents' forward
+    token per stream. ``earlier``: some host has lines before those."""
     positions = _decode_cursor(cursor)
     streams: list[str] = []
     token: str | None = None
@@ -185,19 +186,19 @@ def log_tail(call: Call, name: str, cursor: str | None) -> dict[str, Any]:
         if not token:
             break
     lines: list[dict[str, Any]] = []
-    more = False
+    more = earlier = False
     for stream in streams:
-        params = {
-            "logGroupName": LOG_GROUP,
-            "logStreamName": stream,
-            "startFromHead": True,
-            "limit": LOG_BATCH,
-        }
+        params = {"logGroupName": LOG_GROUP, "logStreamName": stream, "limit": LOG_BATCH}
         if stream in positions:
             params["nextToken"] = positions[stream]
+        # else: a stream seen for the first time is read from its end, as a tail does (its
+        # newest LOG_BATCH lines), and followed forward from there.
         got = call("logs", "GetLogEvents", params)
         events = got.get("events", [])
-        more = more or len(events) >= LOG_BATCH
+        if stream in positions:
+            more = more or len(events) >= LOG_BATCH
+        else:
+            earlier = earlier or len(events) >= LOG_BATCH
         # SageMaker names a host's stream <job>/algo-<i>-<epoch seconds>.
         host = "-".join(stream[len(prefix) :].split("-")[:2]) or stream
         for event in events:
@@ -212,7 +213,7 @@ def log_tail(call: Call, name: str, cursor: str | None) -> dict[str, Any]:
         positions[stream] = got["nextForwardToken"]
     lines.sort(key=lambda line: line["t"])
     encoded = base64.urlsafe_b64encode(json.dumps(positions).encode()).decode()
-    return {"lines": lines, "cursor": encoded, "more": more, "streams": streams}
+    return {"lines": lines, "cursor": encoded, "more": more, "earlier": earlier}
 
 
 def _period(seconds: float) -> int:

@@ -57,6 +57,7 @@
     for (let i = 0; more && i < 10; i++) {
       const d = await tf.get(api + "/logs?cursor=" + encodeURIComponent(cursor));
       cursor = d.cursor; more = d.more;
+      if (d.earlier) $("logearlier").hidden = false;
       if (!d.lines.length) break;
       const box = $("log"), atEnd = $("follow").checked;
       for (const l of d.lines) {
