@@ -9,8 +9,8 @@ tf.chart = (title, series, relative) => {
   const box = tf.el("div", { class: "card chart", "data-metric": title });
   box.append(tf.el("h2", {}, title));
   const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": title + " chart", "data-points": all.length });
-  box.append(svg);
   if (!all.length) { box.append(tf.el("p", { class: "muted" }, "No points yet.")); return box; }
+  box.append(svg);
   let [x0, x1, y0, y1] = [Infinity, -Infinity, Infinity, -Infinity];
   for (const [x, y] of all) { x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y); }
   if (x1 === x0) x1 = x0 + 1;
