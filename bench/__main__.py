@@ -28,6 +28,7 @@ from bench import (
     pipes,
     staging,
     swarm,
+    ui_list,
     while_running,
 )
 from bench.common import ROOT, Row, could_not_run
@@ -47,6 +48,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[Row]]] = {
     "swarm": lambda a: swarm.swarm_rows(max(3, a.runs // 2)),
     "metric-scraping": lambda a: [while_running.scrape_throughput()],
     "checkpoint-sync": lambda a: [while_running.checkpoint_overhead(max(3, a.runs // 2))],
+    "ui-list": lambda a: ui_list.ui_list(a.jobs, a.runs),
 }
 
 
@@ -81,7 +83,9 @@ def main() -> int:
         "names", nargs="*", choices=[*BENCHMARKS, []], help="benchmarks to run (all by default)"
     )
     parser.add_argument("--runs", type=int, default=7, help="counted runs per side (default 7)")
-    parser.add_argument("--jobs", type=int, default=10_000, help="stored jobs for describe-load")
+    parser.add_argument(
+        "--jobs", type=int, default=10_000, help="stored jobs for describe-load and ui-list"
+    )
     parser.add_argument("--burst", type=int, default=200, help="jobs submitted at once for burst")
     args = parser.parse_args()
     if shutil.which("docker") is None:

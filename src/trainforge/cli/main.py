@@ -1,4 +1,5 @@
-"""The ``trainforge`` command: run, describe, list, logs, metrics, stop, interrupt, serve, doctor.
+"""The ``trainforge`` command: run, describe, list, logs, metrics, stop, interrupt, serve, ui,
+doctor.
 
 ``describe``, ``list``, ``logs``, ``metrics`` and ``stop`` talk to the server named by
 TRAINFORGE_SERVER_URL when one is configured, and to the local store otherwise; ``run`` always
@@ -117,6 +118,8 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the SageMaker-compatible API server")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (default 8443)")
+    ui = sub.add_parser("ui", help="print the dashboard's address (of the server `serve` runs)")
+    ui.add_argument("--open", action="store_true", help="also open it in the web browser")
     return parser
 
 
@@ -128,6 +131,27 @@ def _client(settings: Settings) -> Client:
     from trainforge.context import Context
 
     return LocalClient(Context(settings))
+
+
+def dashboard_url(settings: Settings) -> str:
+    """Where the dashboard of the configured server is: TRAINFORGE_SERVER_URL's, else the
+    address `trainforge serve` binds with these settings."""
+    if settings.server_url:
+        return settings.server_url.rstrip("/") + "/ui/"
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}/ui/"
+
+
+def cmd_ui(settings: Settings, open_it: bool) -> int:
+    url = dashboard_url(settings)
+    print(url)
+    if open_it:
+        import webbrowser
+
+        webbrowser.open(url)
+    return 0
 
 
 def cmd_describe(client: Client, name: str) -> int:
@@ -260,6 +284,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     min_free_gib=args.min_free_gib,
                 )
             )
+        if args.command == "ui":
+            return cmd_ui(settings, args.open)
         if args.command == "serve":
             from trainforge.server.main import serve
 

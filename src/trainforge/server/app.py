@@ -1,6 +1,7 @@
-"""The HTTP wiring: one ASGI application with the endpoints of SageMaker, CloudWatch Logs and
-CloudWatch (``POST /`` for AWS JSON and query requests, ``POST /service/...`` for RPC v2 CBOR),
-plus ``GET /ping`` for health checks. It reads the request, verifies its signature when access
+"""The AWS endpoint: one raw ASGI application with the endpoints of SageMaker, CloudWatch Logs
+and CloudWatch (``POST /`` for AWS JSON and query requests, ``POST /service/...`` for RPC v2
+CBOR), plus ``GET /ping`` for health checks; ``server.web`` mounts it as routes of the Starlette
+application (which owns the lifespan). It reads the request, verifies its signature when access
 keys are configured, and hands it to the dispatcher; everything about the wire format lives in
 ``trainforge.aws`` (``protocols.select`` says which protocol a request speaks).
 
@@ -47,23 +48,15 @@ class BodyTooLarge(Exception):
 
 
 class ApiApp:
-    def __init__(
-        self,
-        dispatcher: Dispatcher,
-        verifier: SigV4Verifier | None = None,
-        on_startup: Callable[[], None] | None = None,
-        on_shutdown: Callable[[], None] | None = None,
-    ) -> None:
+    def __init__(self, dispatcher: Dispatcher, verifier: SigV4Verifier | None = None) -> None:
         self.dispatcher = dispatcher
         self.verifier = verifier
-        self.on_startup = on_startup
-        self.on_shutdown = on_shutdown
         self._pool = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="api")
 
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-            return
         if scope["type"] != "http":
             return
         try:
@@ -86,25 +79,6 @@ class ApiApp:
             }
         )
         await send({"type": "http.response.body", "body": response.body})
-
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                try:
-                    if self.on_startup is not None:
-                        await asyncio.to_thread(self.on_startup)
-                except Exception as exc:
-                    log.exception("start-up failed")
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                if self.on_shutdown is not None:
-                    await asyncio.to_thread(self.on_shutdown)
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                await send({"type": "lifespan.shutdown.complete"})
-                return
 
     @staticmethod
     async def _body(scope: Scope, receive: Receive) -> bytes:

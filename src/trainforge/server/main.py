@@ -17,7 +17,10 @@ from trainforge.scheduler.leases import owner_id
 from trainforge.scheduler.scheduler import Scheduler
 from trainforge.server.app import ApiApp
 from trainforge.server.http import guarded_protocol
+from trainforge.server.web import web_app
 from trainforge.settings import Settings
+from trainforge.ui.auth import Sessions
+from trainforge.ui.routes import Ui
 
 log = logging.getLogger("trainforge.server")
 
@@ -60,9 +63,10 @@ class Server:
             ("sagemaker", "StopTrainingJob"): stop_and_deliver,
         }
         verifier = SigV4Verifier(settings.access_keys) if settings.access_keys else None
-        self.app = ApiApp(
-            Dispatcher(wired),
-            verifier,
+        dispatcher = Dispatcher(wired)
+        self.app = web_app(
+            ApiApp(dispatcher, verifier),
+            Ui(dispatcher.call, Sessions(settings.access_keys)),
             on_startup=self.scheduler.start,
             on_shutdown=self.scheduler.close,
         )
@@ -97,7 +101,9 @@ def serve(settings: Settings) -> int:
     )
     log.info(
         "trainforge serving the SageMaker, CloudWatch Logs and CloudWatch metrics APIs on "
-        "http://%s:%d (home %s)",
+        "http://%s:%d and the dashboard on http://%s:%d/ui/ (home %s)",
+        settings.host,
+        settings.port,
         settings.host,
         settings.port,
         settings.home,
