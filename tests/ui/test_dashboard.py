@@ -129,6 +129,16 @@ def browser() -> Iterator[WebDriver]:
 
 
 @pytest.fixture
+def signed_in(browser: WebDriver, server: RunningServer) -> WebDriver:
+    """The browser with a session: each test stands alone, whichever ran before it."""
+    browser.get(server.url + "/ui/login")
+    if browser.get_cookie("trainforge_ui") is None:
+        _login(browser, server, KEY_ID, SECRET)
+        _wait(browser, lambda d: d.get_cookie("trainforge_ui") is not None)
+    return browser
+
+
+@pytest.fixture
 def shot(browser: WebDriver, request: pytest.FixtureRequest) -> Iterator[None]:
     """A screenshot of the page as the test left it, passed or failed."""
     yield
@@ -166,6 +176,8 @@ def test_login_is_required_and_refuses_wrong_keys(
     server: RunningServer, jobs: dict[str, str], browser: WebDriver, shot: None
 ) -> None:
     # No session: the page sends the browser to the login, the data answers 401 and no job.
+    browser.get(server.url + "/ui/login")
+    browser.delete_all_cookies()
     browser.get(server.url + "/ui/")
     _wait(browser, lambda d: "/ui/login" in d.current_url)
     done = jobs["done"]
@@ -198,8 +210,9 @@ def test_login_is_required_and_refuses_wrong_keys(
 
 
 def test_list_shows_jobs_in_their_states_and_filters(
-    server: RunningServer, jobs: dict[str, str], browser: WebDriver, shot: None
+    server: RunningServer, jobs: dict[str, str], signed_in: WebDriver, shot: None
 ) -> None:
+    browser = signed_in
     browser.get(server.url + "/ui/")
 
     def states(d: WebDriver) -> dict[str, str]:
@@ -236,8 +249,9 @@ def _log_lines(driver: WebDriver) -> list[str]:
 
 
 def test_a_running_job_shows_new_log_lines_as_they_come(
-    server: RunningServer, jobs: dict[str, str], browser: WebDriver, shot: None
+    server: RunningServer, jobs: dict[str, str], signed_in: WebDriver, shot: None
 ) -> None:
+    browser = signed_in
     browser.get(f"{server.url}/ui/jobs/{jobs['running']}")
     first = _wait(browser, lambda d: [line for line in _log_lines(d) if "tick-" in line])
     seen = max(int(line.split("tick-")[1].split()[0]) for line in first)
@@ -248,8 +262,9 @@ def test_a_running_job_shows_new_log_lines_as_they_come(
 
 
 def test_a_chart_holds_the_jobs_metric_points(
-    server: RunningServer, jobs: dict[str, str], browser: WebDriver, shot: None
+    server: RunningServer, jobs: dict[str, str], signed_in: WebDriver, shot: None
 ) -> None:
+    browser = signed_in
     browser.get(f"{server.url}/ui/jobs/{jobs['done']}")
     chart = '.chart[data-metric="train:loss"] svg'
     svg = _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, chart))[0]
@@ -261,8 +276,9 @@ def test_a_chart_holds_the_jobs_metric_points(
 
 
 def test_a_script_log_line_shows_as_text(
-    server: RunningServer, jobs: dict[str, str], browser: WebDriver, shot: None
+    server: RunningServer, jobs: dict[str, str], signed_in: WebDriver, shot: None
 ) -> None:
+    browser = signed_in
     browser.get(f"{server.url}/ui/jobs/{jobs['done']}")
     _wait(browser, lambda d: any(XSS in line for line in _log_lines(d)))
     with pytest.raises(NoAlertPresentException):
@@ -274,8 +290,9 @@ def test_a_script_log_line_shows_as_text(
 
 
 def test_a_failed_job_shows_its_failure_reason(
-    server: RunningServer, jobs: dict[str, str], browser: WebDriver, shot: None
+    server: RunningServer, jobs: dict[str, str], signed_in: WebDriver, shot: None
 ) -> None:
+    browser = signed_in
     browser.get(f"{server.url}/ui/jobs/{jobs['failed']}")
     failure = _wait(
         browser,
@@ -292,9 +309,10 @@ def test_stop_from_the_page_ends_stopped_with_artifacts(
     jobs: dict[str, str],
     sm: Any,
     s3_endpoint: str,
-    browser: WebDriver,
+    signed_in: WebDriver,
     shot: None,
 ) -> None:
+    browser = signed_in
     name = jobs["running"]
     # The page's Stop needs the session's CSRF token: a bare POST with the cookie is refused.
     cookie = browser.get_cookie("trainforge_ui")
@@ -338,8 +356,9 @@ def test_stop_from_the_page_ends_stopped_with_artifacts(
 
 
 def test_compare_overlays_curves_and_highlights_differences(
-    server: RunningServer, jobs: dict[str, str], browser: WebDriver, shot: None
+    server: RunningServer, jobs: dict[str, str], signed_in: WebDriver, shot: None
 ) -> None:
+    browser = signed_in
     done, running = jobs["done"], jobs["running"]
     browser.get(f"{server.url}/ui/")
     for name in (done, running):
@@ -357,8 +376,9 @@ def test_compare_overlays_curves_and_highlights_differences(
 
 
 def test_run_again_creates_a_new_job_from_the_request(
-    server: RunningServer, jobs: dict[str, str], sm: Any, browser: WebDriver, shot: None
+    server: RunningServer, jobs: dict[str, str], sm: Any, signed_in: WebDriver, shot: None
 ) -> None:
+    browser = signed_in
     browser.get(f"{server.url}/ui/jobs/{jobs['done']}")
     _wait(browser, lambda d: d.find_element(By.ID, "request").text.strip().startswith("{"))
     browser.find_element(By.ID, "again").click()
