@@ -18,6 +18,17 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
+# The SageMaker SDK v3 (sagemaker.train's ModelTrainer) for the SDK tests: it cannot share .venv
+# with the v2 the dev extra pins, so it has an environment of its own, built once.
+SDK3 := .venv-sdk3
+SDK3_TRAIN := sagemaker-train==1.27.0
+$(SDK3)/.installed: tests/sdk3-requirements.txt
+	rm -rf $(SDK3)
+	$(PYTHON) -m venv $(SDK3)
+	$(SDK3)/bin/pip install -q --no-deps '$(SDK3_TRAIN)'
+	$(SDK3)/bin/pip install -q -r tests/sdk3-requirements.txt
+	touch $@
+
 ## The main job: train the Iris example end to end with trainforge and say where the model landed.
 example: $(VENV)/.installed
 	bash examples/iris/run.sh
@@ -25,7 +36,7 @@ example: $(VENV)/.installed
 ## The whole test suite (what CI runs): builds the test images once, then pytest in two workers,
 ## each test file whole in one of them (a file's fixtures, the swarm's cluster among them, are
 ## made once), so the swarm's slow tests run beside the rest.
-test: $(VENV)/.installed-dev images agent-image
+test: $(VENV)/.installed-dev $(SDK3)/.installed images agent-image
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 images:
@@ -50,4 +61,4 @@ bench: $(VENV)/.installed-dev images
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .cache build *.egg-info
+	rm -rf $(VENV) $(SDK3) .cache build *.egg-info
