@@ -25,8 +25,8 @@ SDK3_TRAIN := sagemaker-train==1.27.0
 $(SDK3)/.installed: tests/sdk3-requirements.txt
 	rm -rf $(SDK3)
 	$(PYTHON) -m venv $(SDK3)
-	$(SDK3)/bin/pip install -q --no-deps '$(SDK3_TRAIN)'
 	$(SDK3)/bin/pip install -q -r tests/sdk3-requirements.txt
+	$(SDK3)/bin/pip install -q --no-deps --no-warn-conflicts '$(SDK3_TRAIN)'
 	touch $@
 
 ## The main job: train the Iris example end to end with trainforge and say where the model landed.

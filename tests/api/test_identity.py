@@ -150,6 +150,10 @@ def test_raw_query_wire(server: RunningServer) -> None:
     ns = {"i": "https://iam.amazonaws.com/doc/2010-05-08/"}
     assert root.findtext("./i:Error/i:Code", namespaces=ns) == "ValidationError"
     assert "'roleName'" in (root.findtext("./i:Error/i:Message", namespaces=ns) or "")
+    # An IAM operation trainforge does not serve is IAM's InvalidAction, in IAM's namespace.
+    status, root = _form(server, [("Action", "ListRoles"), ("Version", "2010-05-08")])
+    assert status == 400
+    assert root.findtext("./i:Error/i:Code", namespaces=ns) == "InvalidAction"
 
 
 def test_aws_cli(server: RunningServer) -> None:

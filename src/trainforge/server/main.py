@@ -96,8 +96,8 @@ def serve(settings: Settings) -> int:
         ),
     )
     log.info(
-        "trainforge serving the SageMaker, CloudWatch Logs and CloudWatch metrics APIs on "
-        "http://%s:%d (home %s)",
+        "trainforge serving the SageMaker, CloudWatch Logs, CloudWatch metrics, IAM and STS APIs "
+        "on http://%s:%d (home %s)",
         settings.host,
         settings.port,
         settings.home,
