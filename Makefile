@@ -19,15 +19,23 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed
 
 # The SageMaker SDK v3 (sagemaker.train's ModelTrainer) for the SDK tests: it cannot share .venv
-# with the v2 the dev extra pins, so it has an environment of its own, built once.
+# with the v2 the dev extra pins, so it has an environment of its own. It is built once per
+# machine, outside the checkout, under a name derived from what it holds (a fresh clone, as CI
+# makes, finds it built), and .venv-sdk3 links to it; flock keeps two checkouts from building
+# the same one at once.
 SDK3 := .venv-sdk3
 SDK3_TRAIN := sagemaker-train==1.27.0
+SDK3_KEY := $(shell (echo '$(SDK3_TRAIN)'; $(PYTHON) --version; cat tests/sdk3-requirements.txt) | sha256sum | cut -c1-16)
+SDK3_CACHE := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/trainforge/venv-sdk3-$(SDK3_KEY)
 $(SDK3)/.installed: tests/sdk3-requirements.txt
+	mkdir -p $(dir $(SDK3_CACHE))
+	flock $(SDK3_CACHE).lock sh -c 'test -e $(SDK3_CACHE)/.installed || { \
+	    rm -rf $(SDK3_CACHE) && $(PYTHON) -m venv $(SDK3_CACHE) && \
+	    $(SDK3_CACHE)/bin/pip install -q -r tests/sdk3-requirements.txt && \
+	    $(SDK3_CACHE)/bin/pip install -q --no-deps --no-warn-conflicts "$(SDK3_TRAIN)" && \
+	    touch $(SDK3_CACHE)/.installed; }'
 	rm -rf $(SDK3)
-	$(PYTHON) -m venv $(SDK3)
-	$(SDK3)/bin/pip install -q -r tests/sdk3-requirements.txt
-	$(SDK3)/bin/pip install -q --no-deps --no-warn-conflicts '$(SDK3_TRAIN)'
-	touch $@
+	ln -s $(SDK3_CACHE) $(SDK3)
 
 ## The main job: train the Iris example end to end with trainforge and say where the model landed.
 example: $(VENV)/.installed

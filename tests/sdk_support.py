@@ -3,8 +3,8 @@
 
 SDK v2 (``sagemaker<3``) is in the tests' own environment (the ``dev`` extra). SDK v3
 (``sagemaker.train``) cannot be installed beside it: it lives in ``.venv-sdk3`` at the root of the
-checkout, built by ``make .venv-sdk3/.installed`` (``make test`` builds it) from
-``tests/sdk3-requirements.txt``. A test that needs it takes the ``sdk3_python`` fixture
+checkout, a link made by ``make .venv-sdk3/.installed`` (``make test`` makes it) to an environment
+built once per machine from ``tests/sdk3-requirements.txt`` under ``~/.cache/trainforge/``. A test that needs it takes the ``sdk3_python`` fixture
 (tests/conftest.py) and hands its path to ``run_sdk_script``.
 """
 
