@@ -72,6 +72,17 @@ def s3_server_kind() -> str:
 
 
 @pytest.fixture(scope="session")
+def sdk3_python() -> Path:
+    """The interpreter of .venv-sdk3, where the SageMaker SDK v3 is (tests/sdk_support.py). `make
+    test` builds it; a run without it fails here saying how to build it."""
+    from tests.sdk_support import SDK3_PYTHON, SDK3_READY
+
+    if not SDK3_READY.exists():
+        pytest.fail("the SageMaker SDK v3 environment is missing: run `make .venv-sdk3/.installed`")
+    return SDK3_PYTHON
+
+
+@pytest.fixture(scope="session")
 def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """moto's server (or s3s-fs, see above) on a loopback port, started by the first test that
     needs it; from then on AWS_ENDPOINT_URL_S3 points at it (the processes the tests start

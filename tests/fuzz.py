@@ -1,8 +1,9 @@
 """Hypothesis strategies for hostile AWS JSON, RPC v2 CBOR and query requests, driven by the botocore
-models: for any operation of the SageMaker, CloudWatch Logs and CloudWatch models, a body built from its input shape with
-values mutated into the wrong types, nulls, numbers no type holds, oversized strings and lists,
-unknown members and deep nesting; and raw bodies, targets, methods, paths and headers that no
-SDK would send. Used by tests/api/test_fuzz.py (bounded) and ``make fuzz`` (10,000 requests)."""
+models: for any operation of the SageMaker, CloudWatch Logs, CloudWatch, IAM and STS models, a
+body built from its input shape with values mutated into the wrong types, nulls, numbers no type
+holds, oversized strings and lists, unknown members and deep nesting; and raw bodies, targets,
+methods, paths and headers that no SDK would send. Used by tests/api/test_fuzz.py (bounded) and
+``make fuzz`` (10,000 requests)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ SERVICES = {
     "cloudwatch": "GraniteServiceVersion20100801",
 }
 SERVED = {service: sorted(names) for service, names in IMPLEMENTED.items()}
+# The served services whose model lists the query protocol.
+QUERY_SERVICES = ["cloudwatch", "iam", "sts"]
 MAX_DEPTH = 6
 # What a header can carry at all (http.client sends latin-1).
 header_text = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=60)
@@ -234,14 +237,16 @@ def _flatten(value: Any, prefix: str, out: list[tuple[str, str]]) -> None:
 
 @st.composite
 def query_request(draw: st.DrawFn) -> bytes:
-    """The form body of one query-protocol request to CloudWatch."""
-    operations = model("cloudwatch").operation_names
-    name = draw(st.one_of(st.sampled_from(SERVED["cloudwatch"]), st.sampled_from(operations)))
-    shape = model("cloudwatch").operation_model(name).input_shape
+    """The form body of one query-protocol request to CloudWatch, IAM or STS."""
+    service = draw(st.sampled_from(QUERY_SERVICES))
+    operations = model(service).operation_names
+    name = draw(st.one_of(st.sampled_from(SERVED[service]), st.sampled_from(operations)))
+    shape = model(service).operation_model(name).input_shape
     kind = draw(st.integers(min_value=0, max_value=9))
     if kind == 9:
         return draw(st.binary(max_size=200))
-    pairs: list[tuple[str, str]] = [("Action", name), ("Version", "2010-08-01")]
+    version = model(service).api_version
+    pairs: list[tuple[str, str]] = [("Action", name), ("Version", version)]
     if shape is not None and kind < 7:
         _flatten(draw(_right_value(shape, 0)), "", pairs)
     else:

@@ -5,6 +5,7 @@ only read the store (list, describe, logs) never need Docker.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import hashlib
 import os
@@ -23,6 +24,7 @@ from trainforge.runtime.jobspec import JobSpec
 from trainforge.runtime.staging import Stager
 from trainforge.scheduler.capacity import refuse_if_never_fits, refuse_if_too_many_hosts
 from trainforge.scheduler.lifecycle import Lifecycle, Placement
+from trainforge.service.identity import IdentityService
 from trainforge.service.semantics import local_path_problem
 from trainforge.service.training_jobs import TrainingJobService
 from trainforge.settings import Settings
@@ -233,6 +235,10 @@ class Context:
         return MetricsService(MetricStore(self.db))
 
     @functools.cached_property
+    def identity_service(self) -> IdentityService:
+        return IdentityService(self.settings.account_id, dt.datetime.now(dt.UTC))
+
+    @functools.cached_property
     def dispatcher(self) -> Dispatcher:
         return Dispatcher(self.handlers())
 
@@ -258,6 +264,9 @@ class Context:
                 ("cloudwatch", op): functools.partial(self._metrics_call, op)
                 for op in ("GetMetricStatistics", "GetMetricData", "ListMetrics")
             },
+            ("iam", "GetRole"): self.identity_service.get_role,
+            ("iam", "SimulatePrincipalPolicy"): self.identity_service.simulate_principal_policy,
+            ("sts", "GetCallerIdentity"): self.identity_service.get_caller_identity,
         }
         return handlers
 

@@ -110,6 +110,11 @@ class MetricsInvalidNextToken(ServiceError):
     code = "InvalidNextToken"
 
 
+# IAM's, as its model names them (query protocol).
+class IamInvalidInput(ServiceError):
+    code = "InvalidInput"
+
+
 class Fault(enum.StrEnum):
     """Whose fault a failed job is; the value is the FailureReason prefix SageMaker uses."""
 

@@ -25,7 +25,7 @@ from trainforge.errors import SerializationError, UnknownOperation
 
 @functools.cache
 def _target_prefixes() -> dict[str, str]:
-    return {spec.target_prefix(name): name for name in spec.IMPLEMENTED}
+    return spec.target_prefixes()
 
 
 @dataclass(frozen=True)

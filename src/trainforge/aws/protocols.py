@@ -36,6 +36,15 @@ _QUERY_CODES = {
     "ValidationException": "ValidationError",
     "InternalFailure": "InternalServiceError",
 }
+# A service that speaks only query (IAM, STS) names every common error in its own words.
+_QUERY_ONLY_CODES = {
+    "ValidationException": "ValidationError",
+    "InvalidSignatureException": "SignatureDoesNotMatch",
+    "UnrecognizedClientException": "InvalidClientTokenId",
+    "MissingAuthenticationTokenException": "MissingAuthenticationToken",
+    "UnknownOperationException": "InvalidAction",
+    "SerializationException": "MalformedQueryString",
+}
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,8 @@ class Wire(Encoder, Protocol):
 
 
 def error_code(error: ServiceError, service: str | None) -> str:
+    if service is not None and spec.query_only(service):
+        return _QUERY_ONLY_CODES.get(error.code, error.code)
     if service is not None and spec.query_compatible(service):
         return _QUERY_CODES.get(error.code, error.code)
     return error.code
@@ -123,7 +134,7 @@ RPC_V2_PREFIX = "/service/"
 
 @functools.cache
 def _rpc_services() -> dict[str, str]:
-    return {spec.target_prefix(name): name for name in spec.IMPLEMENTED}
+    return spec.target_prefixes()
 
 
 def _cbor_timestamp(value: Any) -> cbor.Epoch:
@@ -211,6 +222,11 @@ def service_hint(request: HttpRequest) -> str | None:
     found before parsing (a bad signature) are answered in that service's manner."""
     if request.path.startswith(RPC_V2_PREFIX):
         return RPC_V2_CBOR.service_of(request)
+    protocol = select(request)
+    if protocol is not JSON:
+        from trainforge.aws.query import QUERY  # imports this module
+
+        return QUERY.service_of(request)
     target = request.headers.get("x-amz-target") or ""
     prefix = target.partition(".")[0]
     return _rpc_services().get(prefix)

@@ -1,5 +1,5 @@
-"""The AWS query protocol, for the services whose model still lists it (CloudWatch): requests are
-form-encoded ``Action=<Operation>&Version=<apiVersion>&Member.Sub=value`` (lists as
+"""The AWS query protocol, for the services whose model lists it (CloudWatch, IAM, STS): requests
+are form-encoded ``Action=<Operation>&Version=<apiVersion>&Member.Sub=value`` (lists as
 ``Name.member.N``, maps as ``Name.entry.N.key``/``.value``, timestamps in ISO 8601), answers are
 XML documents: ``<OpResponse><OpResult>...</OpResult><ResponseMetadata>`` and, for errors,
 ``<ErrorResponse><Error><Type/><Code/><Message/></Error><RequestId/></ErrorResponse>``.
@@ -172,18 +172,44 @@ class Query:
     def route(self, request: HttpRequest) -> None:
         post_to_root(request)
 
-    def parse(self, request: HttpRequest) -> Call:
-        self.route(request)
+    @staticmethod
+    def _pairs(request: HttpRequest) -> list[tuple[str, str]]:
         try:
             text = request.body.decode("utf-8")
-            pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False)
+            return parse_qsl(text, keep_blank_values=True, strict_parsing=False)
         except (UnicodeDecodeError, ValueError):
             raise SerializationError("The request body is not a valid form.") from None
-        action = next((v for k, v in pairs if k == "Action"), "")
+
+    @staticmethod
+    def _service(action: str) -> str | None:
         for service in _query_services():
             if action in spec.service_model(service).operation_names:
-                break
-        else:
+                return service
+        return None
+
+    def service_of(self, request: HttpRequest) -> str | None:
+        """The service whose operation the form's ``Action`` names, else the one whose API
+        version its ``Version`` names: an error found before the request is parsed (a bad
+        signature, an action trainforge does not serve) is answered in that service's words."""
+        try:
+            pairs = self._pairs(request)
+        except ServiceError:
+            return None
+        fields = dict(reversed(pairs))
+        service = self._service(fields.get("Action", ""))
+        if service is not None:
+            return service
+        version = fields.get("Version")
+        return next(
+            (s for s in _query_services() if spec.service_model(s).api_version == version), None
+        )
+
+    def parse(self, request: HttpRequest) -> Call:
+        self.route(request)
+        pairs = self._pairs(request)
+        action = next((v for k, v in pairs if k == "Action"), "")
+        service = self._service(action)
+        if service is None:
             raise UnknownOperation(f"The action {action[:100]} is not valid for this web service.")
         shape = spec.operation(service, action).input_shape
         fields = [(k, v) for k, v in pairs if k not in ("Action", "Version")]

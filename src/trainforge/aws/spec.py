@@ -1,5 +1,5 @@
-"""The SageMaker, CloudWatch Logs and CloudWatch service models, loaded from botocore once and
-cached.
+"""The SageMaker, CloudWatch Logs, CloudWatch, IAM and STS service models, loaded from botocore once
+and cached.
 
 botocore's SageMaker model is large (loading it costs about 0.2 s, paid by every ``trainforge``
 command). Only the shapes reachable from the operations trainforge implements are kept: that
@@ -25,6 +25,8 @@ from botocore.model import OperationModel, ServiceModel, Shape
 SAGEMAKER = "sagemaker"
 LOGS = "logs"
 CLOUDWATCH = "cloudwatch"
+IAM = "iam"
+STS = "sts"
 
 SAGEMAKER_OPERATIONS = frozenset(
     {
@@ -41,10 +43,16 @@ SAGEMAKER_OPERATIONS = frozenset(
 )
 LOGS_OPERATIONS = frozenset({"DescribeLogStreams", "GetLogEvents", "FilterLogEvents"})
 CLOUDWATCH_OPERATIONS = frozenset({"GetMetricStatistics", "GetMetricData", "ListMetrics"})
+# What the SageMaker SDKs ask before they create a job: the role (v3 validates it) and the
+# caller's account (the default bucket's name).
+IAM_OPERATIONS = frozenset({"GetRole", "SimulatePrincipalPolicy"})
+STS_OPERATIONS = frozenset({"GetCallerIdentity"})
 IMPLEMENTED = {
     SAGEMAKER: SAGEMAKER_OPERATIONS,
     LOGS: LOGS_OPERATIONS,
     CLOUDWATCH: CLOUDWATCH_OPERATIONS,
+    IAM: IAM_OPERATIONS,
+    STS: STS_OPERATIONS,
 }
 _CACHE_FORMAT = 1
 
@@ -127,6 +135,22 @@ def shape(service_name: str, name: str) -> Shape:
 
 def target_prefix(service_name: str) -> str:
     return str(service_model(service_name).metadata["targetPrefix"])
+
+
+def target_prefixes() -> dict[str, str]:
+    """``X-Amz-Target`` prefix → service, for the served services that speak a JSON or CBOR
+    protocol (IAM and STS speak only query and have none)."""
+    return {
+        str(service_model(name).metadata["targetPrefix"]): name
+        for name in IMPLEMENTED
+        if "targetPrefix" in service_model(name).metadata
+    }
+
+
+def query_only(service_name: str) -> bool:
+    """Whether the service speaks nothing but the query protocol (IAM, STS): its errors carry
+    the query codes (``ValidationError``), never the JSON ones."""
+    return list(service_model(service_name).metadata.get("protocols", [])) == ["query"]
 
 
 def json_version(service_name: str) -> str:

@@ -1,9 +1,9 @@
-"""The AWS endpoint: one raw ASGI application with the endpoints of SageMaker, CloudWatch Logs
-and CloudWatch (``POST /`` for AWS JSON and query requests, ``POST /service/...`` for RPC v2
-CBOR), plus ``GET /ping`` for health checks; ``server.web`` mounts it as routes of the Starlette
-application (which owns the lifespan). It reads the request, verifies its signature when access
-keys are configured, and hands it to the dispatcher; everything about the wire format lives in
-``trainforge.aws`` (``protocols.select`` says which protocol a request speaks).
+"""The AWS endpoint: one raw ASGI application with the endpoints of SageMaker, CloudWatch Logs,
+CloudWatch, IAM and STS (``POST /`` for AWS JSON and query requests, ``POST /service/...`` for
+RPC v2 CBOR), plus ``GET /ping`` for health checks; ``server.web`` mounts it as routes of the
+Starlette application (which owns the lifespan). It reads the request, verifies its signature
+when access keys are configured, and hands it to the dispatcher; everything about the wire
+format lives in ``trainforge.aws`` (``protocols.select`` says which protocol a request speaks).
 
 Parsing, validation and the handlers run on worker threads, so one large or slow request never
 holds up the others; only a small DescribeTrainingJob is answered on the event loop, since a

@@ -100,8 +100,8 @@ def serve(settings: Settings) -> int:
         ),
     )
     log.info(
-        "trainforge serving the SageMaker, CloudWatch Logs and CloudWatch metrics APIs on "
-        "http://%s:%d and the dashboard on http://%s:%d/ui/ (home %s)",
+        "trainforge serving the SageMaker, CloudWatch Logs, CloudWatch metrics, IAM and STS APIs "
+        "on http://%s:%d and the dashboard on http://%s:%d/ui/ (home %s)",
         settings.host,
         settings.port,
         settings.host,
