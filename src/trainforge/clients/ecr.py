@@ -67,12 +67,12 @@ def fetch_token(registry: EcrRegistry) -> Token:
     except botocore.exceptions.ClientError as exc:
         error = exc.response.get("Error", {})
         raise RegistryLoginFailed(
-            f"The ECR login for {registry.host} failed: GetAuthorizationToken answered "
+            f"the ECR login for {registry.host} failed: GetAuthorizationToken answered "
             f"{error.get('Code', 'Error')}: {error.get('Message', '')}".rstrip(": ")
         ) from exc
     except (botocore.exceptions.BotoCoreError, KeyError, IndexError, ValueError) as exc:
         raise RegistryLoginFailed(
-            f"The ECR login for {registry.host} failed: GetAuthorizationToken: {exc}"
+            f"the ECR login for {registry.host} failed: GetAuthorizationToken: {exc}"
         ) from exc
     username, _, password = decoded.partition(":")
     expires = data.get("expiresAt")

@@ -40,7 +40,16 @@ class RegistryAccess:
         self._ecr = ecr or EcrLogin()
 
     def source(self, ref: str) -> ImageSource:
-        """Where to pull ``ref`` from and with which login. Raises ``RegistryLoginFailed``."""
+        """Where to pull ``ref`` from and with which login. Raises ``RegistryLoginFailed``
+        naming the image."""
+        try:
+            return self._source(ref)
+        except RegistryLoginFailed as exc:
+            raise RegistryLoginFailed(
+                f"The training image {ref} could not be pulled: {exc}"
+            ) from exc
+
+    def _source(self, ref: str) -> ImageSource:
         registry = registry_of(ref)
         configured = self._configured(registry)
         if configured is not None:
@@ -72,7 +81,7 @@ def _from_docker_config(path: Path, registry: str) -> RegistryAuth | None:
         auths = json.loads(path.read_text()).get("auths") or {}
     except (OSError, ValueError, AttributeError) as exc:
         raise RegistryLoginFailed(
-            f"The registry logins in {path} (TRAINFORGE_REGISTRY_AUTH_FILE) cannot be read: {exc}"
+            f"the registry logins in {path} (TRAINFORGE_REGISTRY_AUTH_FILE) cannot be read: {exc}"
         ) from exc
     keys = _HUB_KEYS if registry == "docker.io" else (registry,)
     for key, entry in auths.items():
@@ -91,7 +100,7 @@ def _entry_auth(entry: Mapping[str, object], registry: str, path: Path) -> Regis
         sep = ""
     if not sep:
         raise RegistryLoginFailed(
-            f"The login for {registry} in {path} (TRAINFORGE_REGISTRY_AUTH_FILE) is not "
+            f"the login for {registry} in {path} (TRAINFORGE_REGISTRY_AUTH_FILE) is not "
             "base64 of user:password."
         )
     return RegistryAuth(user, password, registry)
