@@ -13,9 +13,6 @@ through GetAuthorizationToken, and the registry accepts only the password that t
 from __future__ import annotations
 
 import base64
-import contextlib
-import shutil
-import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +22,8 @@ import boto3
 import docker
 import pytest
 
-from tests.conftest import free_port, wait_for_port
+from tests.registry_support import push, untag
+from tests.registry_support import registry as private_registry
 from tests.support import log_messages, run_job, script_job
 
 pytestmark = pytest.mark.docker
@@ -56,59 +54,13 @@ def _ecr_password(endpoint: str) -> str:
     return password
 
 
-def _untag(client: docker.APIClient, ref: str) -> None:
-    with contextlib.suppress(docker.errors.NotFound):
-        client.remove_image(ref)
-
-
 @pytest.fixture(scope="module")
-def registry(
-    images: dict[str, str], s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Registry]:
-    root = tmp_path_factory.mktemp("registry")
+def registry(images: dict[str, str], s3_endpoint: str) -> Iterator[Registry]:
     logins = [(USER, PASSWORD), ("AWS", _ecr_password(s3_endpoint))]
-    lines = [
-        subprocess.run(
-            ["htpasswd", "-Bbn", user, password], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        for user, password in logins
-    ]
-    (root / "htpasswd").write_text("\n".join(lines) + "\n")
-    port = free_port()
-    (root / "config.yml").write_text(
-        "version: 0.1\n"
-        "log: {level: error}\n"
-        f"storage: {{filesystem: {{rootdirectory: {root / 'data'}}}}}\n"
-        f"http: {{addr: '127.0.0.1:{port}'}}\n"
-        f"auth: {{htpasswd: {{realm: trainforge-test, path: {root / 'htpasswd'}}}}}\n"
-    )
-    proc = subprocess.Popen(
-        ["docker-registry", "serve", str(root / "config.yml")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    client = docker.APIClient()
-    found = Registry(f"127.0.0.1:{port}", "private/busybox", uuid.uuid4().hex[:10])
-    try:
-        wait_for_port(port)
-        client.tag(images["busybox"], f"{found.address}/{found.repository}", found.tag)
-        pushed = list(
-            client.push(
-                f"{found.address}/{found.repository}",
-                tag=found.tag,
-                auth_config={"username": USER, "password": PASSWORD},
-                stream=True,
-                decode=True,
-            )
-        )
-        assert not [p for p in pushed if "error" in p], pushed
+    with private_registry("127.0.0.1", logins) as address:
+        found = Registry(address, "private/busybox", uuid.uuid4().hex[:10])
+        push(docker.APIClient(), images["busybox"], found.image, (USER, PASSWORD))
         yield found
-    finally:
-        _untag(client, found.image)
-        _untag(client, f"{ECR_HOST}/{found.repository}:{found.tag}")
-        proc.terminate()
-        proc.wait(timeout=10)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
@@ -116,11 +68,11 @@ def absent(registry: Registry) -> Iterator[Registry]:
     """The pushed image is not on this machine: the job must pull it."""
     client = docker.APIClient()
     ecr_ref = f"{ECR_HOST}/{registry.repository}:{registry.tag}"
-    _untag(client, registry.image)
-    _untag(client, ecr_ref)
+    untag(client, registry.image)
+    untag(client, ecr_ref)
     yield registry
-    _untag(client, registry.image)
-    _untag(client, ecr_ref)
+    untag(client, registry.image)
+    untag(client, ecr_ref)
 
 
 def _present(ref: str) -> bool:
