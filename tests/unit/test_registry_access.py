@@ -195,3 +195,9 @@ def test_registry_auth_setting(tmp_path: Path) -> None:
             {"TRAINFORGE_HOME": str(tmp_path), "TRAINFORGE_REGISTRY_AUTH": "a.example=s3kr1t"}
         )
     assert "s3kr1t" not in str(caught.value)
+
+
+def test_a_login_never_shows_its_password_in_a_repr() -> None:
+    source = ImageSource("r.example/x", RegistryAuth("me", "pw-secret-1", "r.example"))
+    assert "pw-secret-1" not in repr(source)
+    assert "me" in repr(source)
