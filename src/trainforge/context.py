@@ -15,6 +15,7 @@ from typing import Any
 from trainforge.aws.skeleton import Dispatcher, Handler
 from trainforge.domain.allocation import Node
 from trainforge.domain.hosts import hosts_of
+from trainforge.domain.request import CreateTrainingJobRequest
 from trainforge.engines.base import Engine
 from trainforge.runtime.dataplane import DataPlane, LocalDataPlane
 from trainforge.runtime.execute import JobRunner, RuntimeConfig
@@ -142,7 +143,7 @@ class Context:
             return {}
         return _s3_access_env()
 
-    def check_inputs(self, name: str, request: dict[str, Any]) -> str | None:
+    def check_inputs(self, name: str, request: CreateTrainingJobRequest) -> str | None:
         if self.spans_machines:
             problem = local_path_problem(request, self.settings.shared)
             if problem:
@@ -201,7 +202,7 @@ class Context:
             settings.spot_interruptions_per_hour,
         )
 
-    def admission(self, request: dict[str, Any]) -> None:
+    def admission(self, request: CreateTrainingJobRequest) -> None:
         """Refuse at create a job no allocation can ever give: on one machine, more hosts than
         it can share among; with strict admission, any job the nodes can never hold uncapped."""
         hosts = hosts_of(request)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict
 
 from trainforge.domain.allocation import Allocation
 from trainforge.domain.hosts import hosts_of
+from trainforge.domain.request import CreateTrainingJobRequest
 from trainforge.domain.status import SecondaryStatus, TrainingJobStatus
 
 
@@ -24,11 +25,19 @@ class Transition:
     message: str
 
 
+class FinalMetric(TypedDict):
+    """One member of FinalMetricDataList: a metric's last value, as Describe returns it."""
+
+    MetricName: str
+    Value: float
+    Timestamp: float  # epoch seconds, whole
+
+
 @dataclass(frozen=True)
 class TrainingJob:
     name: str
     arn: str
-    request: dict[str, Any]
+    request: CreateTrainingJobRequest
     status: TrainingJobStatus
     secondary_status: SecondaryStatus
     creation_time: float
@@ -37,7 +46,7 @@ class TrainingJob:
     training_start_time: float | None = None
     training_end_time: float | None = None
     failure_reason: str | None = None
-    final_metrics: list[dict[str, Any]] = field(default_factory=list)
+    final_metrics: list[FinalMetric] = field(default_factory=list)
     stop_requested: bool = False
 
     @property

@@ -115,10 +115,21 @@ class HostState:
     stream: str
     running: bool
     exit_code: int | None = None
+    # The signal the host's process died of, where the engine's exit status says so (Docker
+    # reports 128 + N): the runtime reads this, never an engine's exit-code convention.
+    signal: int | None = None
     oom_killed: bool = False
     # Epoch seconds at which the host's container exited, as the engine recorded it.
     finished_at: float | None = None
     error: str = ""
+
+
+def signal_of_exit_code(code: int | None) -> int | None:
+    """The signal of a ``128 + N`` exit status, as Docker and a POSIX shell report a process
+    killed by signal N; None for an ordinary exit."""
+    if code is None or not 128 < code < 128 + 65:
+        return None
+    return code - 128
 
 
 @dataclass(frozen=True)

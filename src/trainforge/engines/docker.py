@@ -31,6 +31,7 @@ from trainforge.engines.base import (
     LogLine,
     SourceOf,
     TaskResult,
+    signal_of_exit_code,
 )
 from trainforge.engines.dockerapi import (
     HOME_LABEL,
@@ -51,11 +52,13 @@ def host_state(host: str, stream: str, data: dict[str, Any]) -> HostState:
     """A container's inspect data as the contract's HostState."""
     state = data.get("State") or {}
     running = bool(state.get("Running")) or state.get("Status") in ("created", "restarting")
+    code = None if running else int(state.get("ExitCode", 0))
     return HostState(
         host=host,
         stream=stream,
         running=running,
-        exit_code=None if running else int(state.get("ExitCode", 0)),
+        exit_code=code,
+        signal=signal_of_exit_code(code),
         oom_killed=bool(state.get("OOMKilled")),
         finished_at=None if running else parse_time(state.get("FinishedAt")),
         error=str(state.get("Error") or ""),

@@ -26,6 +26,7 @@ from trainforge.engines.base import (
     LogLine,
     SourceOf,
     TaskResult,
+    signal_of_exit_code,
 )
 from trainforge.errors import EngineError, ImageNotFound
 
@@ -169,6 +170,7 @@ class FakeEngine:
             host.spec.stream,
             running=False,
             exit_code=137 if host.oom else host.exit_code,
+            signal=signal_of_exit_code(137 if host.oom else host.exit_code),
             oom_killed=host.oom,
             finished_at=host.finished_wall,
         )

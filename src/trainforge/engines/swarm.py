@@ -39,6 +39,7 @@ from trainforge.engines.base import (
     LogLine,
     SourceOf,
     TaskResult,
+    signal_of_exit_code,
 )
 from trainforge.engines.dockerapi import (
     HOME_LABEL,
@@ -283,6 +284,7 @@ class SwarmEngine:
                 stream,
                 running=False,
                 exit_code=code,
+                signal=signal_of_exit_code(code),
                 finished_at=parse_time(status.get("Timestamp")),
                 error=str(status.get("Err") or ""),
             )

@@ -32,10 +32,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from trainforge.domain.hosts import Host
 from trainforge.domain.metrics import MetricPoint
+from trainforge.domain.request import CreateTrainingJobRequest
 from trainforge.engines.base import HostUsage
 from trainforge.errors import Fault, JobFailure, StorageError
 from trainforge.runtime.artifacts import Entry, merged_tree, read_failure, unpack, write_tar_gz
@@ -85,12 +86,42 @@ class AgentJob:
         return parse_location(self.spec.output_prefix).child(PARTS_DIR)
 
 
-def encode_job(data: dict[str, Any]) -> str:
+class JobMessage(TypedDict):
+    """What the server tells an agent: the job (its accepted request), the host it serves and
+    where that host's tree lives on the node."""
+
+    name: str
+    arn: str
+    region: str
+    request: CreateTrainingJobRequest
+    host: str
+    root: str
+    work: NotRequired[str]
+    part_hosts: NotRequired[list[str]]
+    parts_wait_seconds: NotRequired[float]
+    container_id: NotRequired[str | None]
+    metrics_seconds: NotRequired[float]
+
+
+class Result(TypedDict, total=False):
+    """What an agent answers, as the last line of its output: ``ok``, and what the command
+    found (mounts, failure text, warnings), or why it failed (``fault``, ``reason``)."""
+
+    ok: bool
+    fault: str
+    reason: str
+    mounts: list[tuple[str, str, bool]]
+    failure_text: str | None
+    warnings: list[str]
+    upload_error: str
+
+
+def encode_job(data: JobMessage) -> str:
     return base64.b64encode(json.dumps(data).encode()).decode()
 
 
 def decode_job(text: str) -> AgentJob:
-    data = json.loads(base64.b64decode(text))
+    data: JobMessage = json.loads(base64.b64decode(text))
     spec = JobSpec.from_request(data["name"], data["arn"], data["region"], data["request"])
     host = next(h for h in spec.hosts if h.name == data["host"])
     return AgentJob(
@@ -113,12 +144,12 @@ def _storage(region: str) -> Storage:
     return Storage(s3, LocalStore())
 
 
-def prepare(job: AgentJob, storage: Storage) -> dict[str, Any]:
+def prepare(job: AgentJob, storage: Storage) -> Result:
     workspace = job.workspace
     workspace.create(job.spec)
     mounts = prepare_trees(Stager(storage), job.spec, workspace, lambda: False)
     return {
-        "mounts": [[m.source, str(m.target), m.read_only] for m in mounts.get(job.host.name, ())]
+        "mounts": [(m.source, str(m.target), m.read_only) for m in mounts.get(job.host.name, ())]
     }
 
 
@@ -136,9 +167,9 @@ def _part_entries(hw: HostWorkspace) -> list[Entry]:
     return entries
 
 
-def collect(job: AgentJob, storage: Storage) -> dict[str, Any]:
+def collect(job: AgentJob, storage: Storage) -> Result:
     hw = job.workspace.hosts[0]
-    result: dict[str, Any] = {"failure_text": read_failure(hw.output_dir), "warnings": []}
+    result: Result = {"failure_text": read_failure(hw.output_dir), "warnings": []}
     try:
         if len(job.spec.hosts) == 1:
             result["warnings"] = Collector(storage, job.spec, job.workspace).upload()
@@ -189,7 +220,7 @@ def _wait_for(source: Location, storage: Storage, deadline: float) -> None:
         time.sleep(0.2)
 
 
-def attend(job: AgentJob, storage: Storage) -> dict[str, Any]:
+def attend(job: AgentJob, storage: Storage) -> Result:
     """Attend the host until the engine stops this task (SIGTERM): copy its synced
     directories while it runs. The collect step makes the final flush."""
     hw = job.workspace.hosts[0]
@@ -232,7 +263,7 @@ def _print_points(points: list[MetricPoint]) -> None:
     sys.stdout.flush()
 
 
-def cleanup(job: AgentJob) -> dict[str, Any]:
+def cleanup(job: AgentJob) -> Result:
     # Renamed away first, at once: an attend agent still finishing its last scan then finds no
     # tree at all, never half of one whose missing files it would delete from S3.
     doomed = job.root.with_name(f".{job.root.name}.removing-{os.getpid()}")
@@ -244,7 +275,7 @@ def cleanup(job: AgentJob) -> dict[str, Any]:
     return {}
 
 
-COMMANDS: dict[str, Callable[[AgentJob, Storage], dict[str, Any]]] = {
+COMMANDS: dict[str, Callable[[AgentJob, Storage], Result]] = {
     "prepare": prepare,
     "collect": collect,
     "attend": attend,
@@ -254,7 +285,7 @@ COMMANDS: dict[str, Callable[[AgentJob, Storage], dict[str, Any]]] = {
 
 def main(argv: list[str]) -> int:
     command = argv[1] if len(argv) > 1 else ""
-    result: dict[str, Any]
+    result: Result
     try:
         job = decode_job(os.environ[ENV_JOB])
         result = {"ok": True, **COMMANDS[command](job, _storage(job.spec.region))}

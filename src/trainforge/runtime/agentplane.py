@@ -14,7 +14,6 @@ import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from trainforge.domain.allocation import Allocation
 from trainforge.engines.base import AgentTask, Engine, Mount, TaskResult
@@ -55,18 +54,31 @@ class AgentDataPlane:
     def _root(self, spec: JobSpec, node: str) -> str:
         return f"trainforge-{self.home_label}/{node}/{spec.name}"
 
-    def _task(self, spec: JobSpec, host: str, node: str, command: str, **extra: Any) -> AgentTask:
-        payload = agent.encode_job(
-            {
-                "name": spec.name,
-                "arn": spec.arn,
-                "region": spec.region,
-                "request": spec.request,
-                "host": host,
-                "root": self._root(spec, node),
-                **extra,
-            }
-        )
+    def _task(
+        self,
+        spec: JobSpec,
+        host: str,
+        node: str,
+        command: str,
+        part_hosts: list[str] | None = None,
+        container_id: str | None = None,
+        metrics_seconds: float | None = None,
+    ) -> AgentTask:
+        message: agent.JobMessage = {
+            "name": spec.name,
+            "arn": spec.arn,
+            "region": spec.region,
+            "request": spec.request,
+            "host": host,
+            "root": self._root(spec, node),
+        }
+        if part_hosts is not None:
+            message["part_hosts"] = part_hosts
+        if container_id is not None:
+            message["container_id"] = container_id
+        if metrics_seconds is not None:
+            message["metrics_seconds"] = metrics_seconds
+        payload = agent.encode_job(message)
         mounts = [Mount(self.node_dir, PurePosixPath(agent.WORK), False)]
         mounts += [Mount(path, PurePosixPath(path), False) for path in self.shared_paths]
         return AgentTask(
@@ -84,7 +96,7 @@ class AgentDataPlane:
         tasks: Mapping[str, AgentTask],
         timeout: float,
         should_stop: Callable[[], bool] | None = None,
-    ) -> dict[str, dict[str, Any]]:
+    ) -> dict[str, agent.Result]:
         """Every task at once; each host's result line, or a failure that says what broke."""
         if not tasks:
             return {}
@@ -93,7 +105,7 @@ class AgentDataPlane:
                 host: pool.submit(self.engine.run_task, task, timeout, should_stop)
                 for host, task in tasks.items()
             }
-            results: dict[str, dict[str, Any]] = {}
+            results: dict[str, agent.Result] = {}
             cancelled = False
             for host, future in futures.items():
                 try:
@@ -278,10 +290,10 @@ def _index(host: str) -> int:
     return int(host.rsplit("-", 1)[-1])
 
 
-def _result(done: TaskResult, task: AgentTask) -> dict[str, Any]:
+def _result(done: TaskResult, task: AgentTask) -> agent.Result:
     for line in reversed(done.output.splitlines()):
         if line.startswith(agent.RESULT_PREFIX):
-            parsed: dict[str, Any] = json.loads(line[len(agent.RESULT_PREFIX) :])
+            parsed: agent.Result = json.loads(line[len(agent.RESULT_PREFIX) :])
             return parsed
     tail = " | ".join(done.output.splitlines()[-5:])
     return {

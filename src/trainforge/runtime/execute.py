@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -55,8 +56,7 @@ from trainforge.runtime.watch import GroupWatch, WatchState
 
 # An exit this close to an engine outage is the engine's doing, not the algorithm's.
 _OUTAGE_MARGIN_SECONDS = 5.0
-# 128 + SIGTERM, 128 + SIGKILL.
-_OUTSIDE_SIGNALS = frozenset({143, 137})
+_OUTSIDE_SIGNALS = frozenset({signal.SIGTERM, signal.SIGKILL})
 
 
 @dataclass(frozen=True)
@@ -391,7 +391,7 @@ def outcome_of(
     signalled = watch.terminated_at is not None and (
         finished is None or finished >= watch.terminated_at - _OUTAGE_MARGIN_SECONDS
     )
-    if code in _OUTSIDE_SIGNALS and not signalled:
+    if found.signal in _OUTSIDE_SIGNALS and not signalled:
         # PID 1 of a container ignores SIGTERM and SIGKILL sent from inside it: dying of one
         # means something outside the job sent it (the engine stopping, an operator).
         return Outcome.failed(

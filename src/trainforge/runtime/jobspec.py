@@ -7,11 +7,16 @@ MaxRuntimeInSeconds, checkpoint path) so that no other runtime module reads the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from trainforge.domain import contract
 from trainforge.domain.hosts import Host, InstanceGroup, hosts_of
+from trainforge.domain.request import (
+    AlgorithmSpecification,
+    CreateTrainingJobRequest,
+    S3DataSource,
+)
 
 DEFAULT_MAX_RUNTIME_SECONDS = 86400
 
@@ -65,11 +70,11 @@ class JobSpec:
     max_runtime_seconds: int
     checkpoint: CheckpointSpec | None
     network_isolation: bool
+    # The request as accepted, for the agents that rebuild this spec on other machines.
+    request: CreateTrainingJobRequest = field(compare=False, repr=False)
     synced: tuple[SyncedDirSpec, ...] = ()
     # The config files of the synced directories, by file name (spec §1.6).
-    sync_configs: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
-    # The request as accepted, for the agents that rebuild this spec on other machines.
-    request: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    sync_configs: dict[str, Mapping[str, object]] = field(default_factory=dict, compare=False)
 
     @property
     def output_prefix(self) -> str:
@@ -82,13 +87,15 @@ class JobSpec:
         return f"{self.output_prefix}/{contract.MODEL_ARCHIVE}"
 
     @classmethod
-    def from_request(cls, name: str, arn: str, region: str, request: dict[str, Any]) -> JobSpec:
-        algo = request.get("AlgorithmSpecification") or {}
+    def from_request(
+        cls, name: str, arn: str, region: str, request: CreateTrainingJobRequest
+    ) -> JobSpec:
+        algo = request.get("AlgorithmSpecification", _NO_ALGORITHM)
         default_mode = algo.get("TrainingInputMode", "File")
         channels = []
         for channel in request.get("InputDataConfig") or []:
-            source = channel.get("DataSource") or {}
-            s3 = source.get("S3DataSource") or {}
+            s3 = channel["DataSource"].get("S3DataSource", _NO_S3_SOURCE)
+            shuffle = channel.get("ShuffleConfig")
             channels.append(
                 ChannelSpec(
                     name=channel["ChannelName"],
@@ -99,7 +106,7 @@ class JobSpec:
                     content_type=channel.get("ContentType"),
                     compression=channel.get("CompressionType", "None"),
                     record_wrapper=channel.get("RecordWrapperType", "None"),
-                    shuffle_seed=(channel.get("ShuffleConfig") or {}).get("Seed"),
+                    shuffle_seed=shuffle["Seed"] if shuffle else None,
                     instance_groups=tuple(s3.get("InstanceGroupNames") or ()),
                 )
             )
@@ -140,11 +147,17 @@ class JobSpec:
         )
 
 
+# What a request without these members reads as (the API edge requires them for trainforge's jobs;
+# the defaults keep a spec readable from any record the store holds).
+_NO_ALGORITHM: AlgorithmSpecification = {"TrainingInputMode": "File"}
+_NO_S3_SOURCE: S3DataSource = {"S3DataType": "S3Prefix", "S3Uri": ""}
+
+
 def _under(prefix: str, *parts: str) -> str:
     return "/".join([prefix.rstrip("/"), *parts])
 
 
-def _synced_dirs(name: str, request: dict[str, Any]) -> tuple[SyncedDirSpec, ...]:
+def _synced_dirs(name: str, request: CreateTrainingJobRequest) -> tuple[SyncedDirSpec, ...]:
     found = []
     checkpoint = request.get("CheckpointConfig")
     if checkpoint:
@@ -170,10 +183,10 @@ def _synced_dirs(name: str, request: dict[str, Any]) -> tuple[SyncedDirSpec, ...
     return tuple(found)
 
 
-def _sync_configs(request: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _sync_configs(request: CreateTrainingJobRequest) -> dict[str, Mapping[str, object]]:
     """The config files SageMaker writes for these features: the API structures, with the
     local paths' defaults filled in."""
-    configs: dict[str, dict[str, Any]] = {}
+    configs: dict[str, Mapping[str, object]] = {}
     tensorboard = request.get("TensorBoardOutputConfig")
     if tensorboard:
         configs[contract.TENSORBOARD_CONFIG_JSON] = {

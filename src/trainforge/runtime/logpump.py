@@ -120,11 +120,13 @@ class LogPump:
     def _moved(self) -> int:
         return self._lines_read + self._lines_done
 
-    def close(self, timeout: float = 10.0) -> list[BaseException]:
+    def close(self, timeout: float = 30.0) -> list[BaseException]:
         """Call once every host has ended: read what the follow streams missed, flush, stop.
         Waits as long as the readers make progress (a chatty job's log can take a while to
         read) and the sink takes (it may be waiting for disk space); gives a reader up after
-        ``timeout`` seconds without a line.
+        ``timeout`` seconds without a line. A line counts only once it is whole, and a 10 MiB
+        line read from a busy engine can take many seconds: the timeout is generous, since it
+        only ever ends a wait for an engine whose log stream hangs.
 
         Returns the errors the readers and the sink met, so the caller can log them."""
         self._closing.set()

@@ -17,12 +17,13 @@ import bisect
 import itertools
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from re import _constants as sre_constants  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
 
 from trainforge.domain.metrics import MetricPoint
+from trainforge.domain.request import MetricDefinition
 
 
 def required_literal(regex: str) -> str | None:
@@ -55,7 +56,7 @@ class _Definition:
 
 
 class MetricScraper:
-    def __init__(self, definitions: Iterable[Mapping[str, str]]) -> None:
+    def __init__(self, definitions: Iterable[MetricDefinition]) -> None:
         self._definitions = [
             _Definition(d["Name"], re.compile(d["Regex"]), required_literal(d["Regex"]))
             for d in definitions

@@ -22,7 +22,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TypedDict
 
 from trainforge.domain import contract
 from trainforge.domain.hosts import Host
@@ -69,7 +69,24 @@ def input_data_config(spec: JobSpec, host: Host) -> dict[str, dict[str, str]]:
     return config
 
 
-def resource_config(spec: JobSpec, host: Host) -> dict[str, Any]:
+class InstanceGroupEntry(TypedDict):
+    instance_group_name: str
+    instance_type: str
+    hosts: list[str]
+
+
+class ResourceConfigFile(TypedDict):
+    """``resourceconfig.json`` as SageMaker writes it (spec §1.4)."""
+
+    current_host: str
+    current_instance_type: str
+    current_group_name: str
+    hosts: list[str]
+    instance_groups: list[InstanceGroupEntry]
+    network_interface_name: str
+
+
+def resource_config(spec: JobSpec, host: Host) -> ResourceConfigFile:
     return {
         "current_host": host.name,
         "current_instance_type": host.instance_type,
@@ -192,7 +209,7 @@ class Workspace:
 
     @staticmethod
     def _write_config(spec: JobSpec, hw: HostWorkspace) -> None:
-        files: dict[str, Any] = {
+        files: dict[str, object] = {
             contract.HYPERPARAMETERS_JSON: hyperparameters_config(spec),
             contract.INPUT_DATA_CONFIG_JSON: input_data_config(spec, hw.host),
             contract.RESOURCE_CONFIG_JSON: resource_config(spec, hw.host),

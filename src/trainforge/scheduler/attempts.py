@@ -28,7 +28,8 @@ class Next(enum.Enum):
 
 
 def max_retries(job: TrainingJob) -> int:
-    return int((job.request.get("RetryStrategy") or {}).get("MaximumRetryAttempts") or 0)
+    retry = job.request.get("RetryStrategy")
+    return retry["MaximumRetryAttempts"] if retry else 0
 
 
 def retries_used(job: TrainingJob) -> int:
@@ -65,9 +66,8 @@ def retry_message(job: TrainingJob) -> str:
 def remaining_runtime(job: TrainingJob, now: float) -> float:
     """What is left of MaxRuntimeInSeconds, which counts from the training's first start and
     covers every attempt."""
-    seconds = (job.request.get("StoppingCondition") or {}).get(
-        "MaxRuntimeInSeconds", DEFAULT_MAX_RUNTIME
-    )
+    stopping = job.request.get("StoppingCondition")
+    seconds = (stopping or {}).get("MaxRuntimeInSeconds", DEFAULT_MAX_RUNTIME)
     started = job.training_start_time if job.training_start_time is not None else now
     return float(started + seconds - now)
 

@@ -12,6 +12,7 @@ import copy
 from typing import Any
 
 from trainforge.domain.records import TrainingJob
+from trainforge.domain.request import CreateTrainingJobRequest
 from trainforge.domain.status import INTERRUPTIBLE_SECONDARY, SecondaryStatus
 from trainforge.errors import ValidationError
 from trainforge.store.jobs import JobStore, UnknownJob
@@ -29,16 +30,14 @@ def _ended(job: TrainingJob) -> ValidationError:
     )
 
 
-def _updated_request(job: TrainingJob, params: dict[str, Any]) -> dict[str, Any]:
+def _updated_request(job: TrainingJob, params: dict[str, Any]) -> CreateTrainingJobRequest:
     """The job's request with the update applied, or the ValidationException SageMaker gives."""
     if job.is_terminal:
         raise _ended(job)
     request = copy.deepcopy(job.request)
     profiler = params.get("ProfilerConfig")
     if profiler is not None:
-        merged = dict(request.get("ProfilerConfig") or {})
-        merged.update(copy.deepcopy(profiler))
-        request["ProfilerConfig"] = merged
+        request["ProfilerConfig"] = {**request.get("ProfilerConfig", {}), **copy.deepcopy(profiler)}
     rules = params.get("ProfilerRuleConfigurations")
     if rules is not None:
         kept = {

@@ -6,10 +6,11 @@ shape. Defaults are echoed as SageMaker echoes them (spec §12.2 notes, §13.4).
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, cast
 
 from trainforge.domain import contract
 from trainforge.domain.records import TrainingJob
+from trainforge.domain.request import CreateTrainingJobRequest
 from trainforge.domain.status import billable_seconds, training_seconds
 
 DEFAULT_MAX_RUNTIME = 86400
@@ -21,6 +22,12 @@ def model_artifacts_uri(job: TrainingJob) -> str:
     if output.get("CompressionType") == "NONE":
         return prefix + "/model/"
     return f"{prefix}/{contract.MODEL_ARCHIVE}"
+
+
+def _wire(request: CreateTrainingJobRequest) -> dict[str, Any]:
+    """The request as the wire dict it was: Describe echoes its members, with defaults filled in,
+    into a response the serializer checks against the model."""
+    return cast(dict[str, Any], request)
 
 
 def _algorithm_specification(request: dict[str, Any]) -> dict[str, Any]:
@@ -53,7 +60,7 @@ def _output_data_config(request: dict[str, Any]) -> dict[str, Any]:
 
 def describe(job: TrainingJob) -> dict[str, Any]:
     """Every DescribeTrainingJob member that applies, in the order the service emits them."""
-    request = job.request
+    request = _wire(job.request)
     out: dict[str, Any] = {
         "TrainingJobName": job.name,
         "TrainingJobArn": job.arn,

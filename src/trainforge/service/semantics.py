@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from trainforge.domain.metrics import regex_problem
+from trainforge.domain.request import CreateTrainingJobRequest
 from trainforge.storage.location import BadLocation, parse_location
 
 _UNSUPPORTED_TOP_LEVEL = {
@@ -200,12 +201,13 @@ def _s3(channel: dict[str, Any]) -> dict[str, Any]:
     return dict((channel.get("DataSource") or {}).get("S3DataSource") or {})
 
 
-def local_path_problem(params: dict[str, Any], shared: tuple[str, ...]) -> str | None:
+def local_path_problem(params: CreateTrainingJobRequest, shared: tuple[str, ...]) -> str | None:
     """On a cluster engine the nodes cannot read the server's disk: a local path is refused
     unless it lies under a path declared shared by all nodes."""
     fields: list[tuple[str, str]] = []
     for index, channel in enumerate(params.get("InputDataConfig") or [], start=1):
-        uri = _s3(channel).get("S3Uri", "")
+        s3 = channel["DataSource"].get("S3DataSource")
+        uri = s3["S3Uri"] if s3 else ""
         fields.append((uri, f"inputDataConfig.{index}.member.dataSource.s3DataSource.s3Uri"))
     fields.append(
         (

@@ -12,10 +12,11 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from trainforge.domain import contract
 from trainforge.domain.records import QueueState, Schedule, TrainingJob, Transition
+from trainforge.domain.request import CreateTrainingJobRequest
 from trainforge.domain.status import (
     MESSAGES,
     RUNNING_SECONDARY,
@@ -40,9 +41,9 @@ DUPLICATE_MESSAGE = (
 MAX_RUNTIME_LIMIT = 2_419_200  # 28 days, the documented maximum of MaxRuntimeInSeconds
 DEFAULT_LIST_LIMIT = 10
 
-InputChecker = Callable[[str, dict[str, Any]], str | None]
+InputChecker = Callable[[str, CreateTrainingJobRequest], str | None]
 """(job name, request) → the error message for missing input data, or None."""
-Admission = Callable[[dict[str, Any]], None]
+Admission = Callable[[CreateTrainingJobRequest], None]
 """Raises ResourceLimitExceeded when the request can never be admitted."""
 
 
@@ -79,20 +80,23 @@ class TrainingJobService:
     ) -> dict[str, Any]:
         name = params["TrainingJobName"]
         check_semantics(params)
+        # The protocol layer validated ``params`` against the model's CreateTrainingJobRequest,
+        # which domain.request is generated from: below this line the request is typed.
+        request = cast(CreateTrainingJobRequest, params)
         arn = self.arn(name)
         if self.jobs.exists(name):
             raise ResourceInUse(DUPLICATE_MESSAGE.format(arn=arn))
         if self.admission is not None:
-            self.admission(params)
+            self.admission(request)
         if self.input_checker is not None:
-            problem = self.input_checker(name, params)
+            problem = self.input_checker(name, request)
             if problem:
                 raise ValidationError(problem)
         now = round(time.time(), 3)
         job = TrainingJob(
             name=name,
             arn=arn,
-            request=params,
+            request=request,
             status=TrainingJobStatus.IN_PROGRESS,
             secondary_status=SecondaryStatus.STARTING,
             creation_time=now,

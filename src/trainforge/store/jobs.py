@@ -21,6 +21,7 @@ from typing import Any
 
 from trainforge.domain.allocation import Allocation
 from trainforge.domain.records import HostRef, QueueState, Schedule, TrainingJob, Transition
+from trainforge.domain.request import CreateTrainingJobRequest
 from trainforge.domain.status import (
     SecondaryStatus,
     TrainingJobStatus,
@@ -302,7 +303,7 @@ class JobStore:
             )
 
     def update_request(
-        self, name: str, change: Callable[[TrainingJob], dict[str, Any]]
+        self, name: str, change: Callable[[TrainingJob], CreateTrainingJobRequest]
     ) -> TrainingJob:
         """Replace the job's stored request with ``change(job)`` (it may raise to refuse), read
         and written in one transaction."""
