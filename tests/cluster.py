@@ -93,8 +93,12 @@ class Swarm:
 
 
 @contextlib.contextmanager
-def swarm(size: int, images: Sequence[str], **config: object) -> Iterator[Swarm]:
-    """A swarm of ``size`` nodes with ``images`` loaded on each (ids kept)."""
+def swarm(
+    size: int, images: Sequence[str], prefer_offline: bool = True, **config: object
+) -> Iterator[Swarm]:
+    """A swarm of ``size`` nodes with ``images`` loaded on each (ids kept); with
+    ``prefer_offline`` False the nodes pull images they lack (tasks first try a pull of every
+    image, which fails at once where no route leads out)."""
     net = random.randint(10, 250)
     bridge = Bridge(unique("tfhub"), net)
     cluster = Swarm(bridge)
@@ -104,7 +108,12 @@ def swarm(size: int, images: Sequence[str], **config: object) -> Iterator[Swarm]
             name = unique(f"tfn{index}")
             root = Path(tempfile.mkdtemp(prefix=f"{name}-", dir="/tmp"))
             node = PrivateDaemon(
-                name, root, address=f"10.250.{net}.{11 + index}", bridge=bridge, config=dict(config)
+                name,
+                root,
+                address=f"10.250.{net}.{11 + index}",
+                bridge=bridge,
+                config=dict(config),
+                prefer_offline=prefer_offline,
             )
             cluster.nodes.append(node)
             node.create()

@@ -118,6 +118,9 @@ class PrivateDaemon:
     address: str | None = None
     bridge: Bridge | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    # Swarm tasks use the node's image without asking a registry, and never pull one (no
+    # registry is reachable); False: a node pulls what it lacks, as a real node does.
+    prefer_offline: bool = True
     proc: subprocess.Popen[bytes] | None = None
     netns_made: bool = False
 
@@ -156,7 +159,9 @@ class PrivateDaemon:
         self.start()
 
     def start(self, timeout: float = 60) -> None:
-        env = {**os.environ, "DOCKER_SERVICE_PREFER_OFFLINE_IMAGE": "1"}
+        env = dict(os.environ)
+        if self.prefer_offline:
+            env["DOCKER_SERVICE_PREFER_OFFLINE_IMAGE"] = "1"
         log = (self.root / "dockerd.log").open("ab")
         self.proc = subprocess.Popen(
             [

@@ -50,9 +50,12 @@ class SwarmSetup:
 
 
 @contextlib.contextmanager
-def swarm_setup(images: Sequence[str], size: int = 3) -> Iterator[SwarmSetup]:
+def swarm_setup(images: Sequence[str], size: int = 3, pulls: bool = False) -> Iterator[SwarmSetup]:
+    """``pulls``: the nodes pull images they lack (from a registry of the tests on the hub's
+    addresses, tests/registry_support.py, spoken to over plain HTTP)."""
     agent = image_builder.agent_tag()
-    with swarm(size, [*images, agent]) as cluster:
+    config = {"insecure-registries": ["10.250.0.0/16"]} if pulls else {}
+    with swarm(size, [*images, agent], prefer_offline=not pulls, **config) as cluster:
         cluster.label(cluster.nodes[-1], "trainforge.gpus", "2")
         port = free_port()
         moto = subprocess.Popen(

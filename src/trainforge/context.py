@@ -21,13 +21,14 @@ from trainforge.engines.base import Engine
 from trainforge.runtime.dataplane import DataPlane, LocalDataPlane
 from trainforge.runtime.execute import JobRunner, RuntimeConfig
 from trainforge.runtime.jobspec import JobSpec
+from trainforge.runtime.registry import RegistryAccess
 from trainforge.runtime.staging import Stager
 from trainforge.scheduler.capacity import refuse_if_never_fits, refuse_if_too_many_hosts
 from trainforge.scheduler.lifecycle import Lifecycle, Placement
 from trainforge.service.identity import IdentityService
 from trainforge.service.semantics import local_path_problem
 from trainforge.service.training_jobs import TrainingJobService
-from trainforge.settings import Settings
+from trainforge.settings import Settings, parse_registry_auth
 from trainforge.storage.base import Storage
 from trainforge.storage.local import LocalStore
 from trainforge.store.db import Database
@@ -125,7 +126,12 @@ class Context:
             )
         else:
             data = LocalDataPlane(self.settings.jobs_dir, self.storage)
-        return JobRunner(config, self.engine, data, ImageProbeStore(self.db))
+        registry = RegistryAccess(
+            parse_registry_auth(self.settings.registry_auth),
+            self.settings.registry_auth_file,
+            self.settings.ecr_registry_endpoint,
+        )
+        return JobRunner(config, self.engine, data, ImageProbeStore(self.db), registry)
 
     def agent_env(self) -> Mapping[str, str]:
         """What agents need to reach S3 as this server does: its credentials, region and

@@ -183,6 +183,11 @@ class ImageNotFound(EngineError):
     """The training image is not on this machine and could not be pulled."""
 
 
+class RegistryLoginFailed(ImageNotFound):
+    """The credentials for the image's registry could not be had (an ECR login refused or
+    unreachable): the image cannot be pulled, the job's fault as a missing image is."""
+
+
 class StorageError(TrainforgeError):
     """An object store or local path could not be read or written."""
 

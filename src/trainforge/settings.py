@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,14 @@ class Settings:
     # Soak tests of resume-from-checkpoint code: managed spot jobs are interrupted at random, this
     # many times an hour on average (0: only `trainforge interrupt` interrupts them).
     spot_interruptions_per_hour: float = 0.0
+    # Logins for private registries: `registry=user:password[,...]` (never shown in a repr), and
+    # a file in Docker's config.json form read at each pull. Registries named in neither use
+    # the Docker client configuration of the user running trainforge (~/.docker/config.json).
+    registry_auth: str = field(default="", repr=False)
+    registry_auth_file: str = ""
+    # Where ECR images are pulled from instead of the ECR host their URI names (an ECR-compatible
+    # registry or a mirror of the same repositories), still with the ECR login's token.
+    ecr_registry_endpoint: str = ""
 
     @property
     def db_path(self) -> Path:
@@ -128,6 +136,9 @@ _FIELDS: dict[str, type] = {
     "swarm_dns": str,
     "shared_paths": str,
     "spot_interruptions_per_hour": float,
+    "registry_auth": str,
+    "registry_auth_file": str,
+    "ecr_registry_endpoint": str,
 }
 
 
@@ -184,6 +195,25 @@ def _parse_access_keys(raw: str) -> tuple[AccessKey, ...]:
     return tuple(keys)
 
 
+def parse_registry_auth(raw: str) -> dict[str, tuple[str, str]]:
+    """`registry=user:password[,registry=user:password...]` as {registry: (user, password)}."""
+    logins: dict[str, tuple[str, str]] = {}
+    for item in raw.split(","):
+        entry = item.strip()
+        if not entry:
+            continue
+        registry, _, login = entry.partition("=")
+        user, _, password = login.partition(":")
+        if not registry.strip() or not user or not password:
+            # The value is a secret: the message names the registry, never the login.
+            raise ValueError(
+                "TRAINFORGE_REGISTRY_AUTH must be registry=user:password pairs separated by "
+                f"commas (the entry for {registry.strip()!r} is not)"
+            )
+        logins[registry.strip().lower()] = (user, password)
+    return logins
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     home = Path(env.get("TRAINFORGE_HOME") or Path.home() / ".trainforge").expanduser()
@@ -216,6 +246,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if env.get("TRAINFORGE_ACCESS_KEYS"):
         values["access_keys"] = _parse_access_keys(env["TRAINFORGE_ACCESS_KEYS"])
     settings = Settings(home=home, **values)
+    parse_registry_auth(settings.registry_auth)
     if settings.engine not in ENGINES:
         raise ValueError(
             f"TRAINFORGE_ENGINE must be one of {', '.join(ENGINES)}, not {settings.engine!r}"

@@ -20,9 +20,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import docker
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.registry_support import push, registry
 from tests.server_support import RunningServer, wait_for_job
 from tests.support import channel, job_request, trainforge
 from tests.swarm_support import SwarmSetup, swarm_setup
@@ -37,7 +39,8 @@ GROUP = "/aws/sagemaker/TrainingJobs"
 
 @pytest.fixture(scope="module")
 def setup(images: dict[str, str]) -> Iterator[SwarmSetup]:
-    with swarm_setup([images["busybox"]]) as ready:
+    # The nodes pull what they lack, as real nodes do: a private image's test needs it.
+    with swarm_setup([images["busybox"]], pulls=True) as ready:
         yield ready
 
 
@@ -49,11 +52,27 @@ def bucket(setup: SwarmSetup) -> str:
 
 
 @pytest.fixture(scope="module")
-def server(setup: SwarmSetup, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def private_image(setup: SwarmSetup) -> Iterator[tuple[str, str]]:
+    """The test image in a registry with a login, on the address where the nodes reach this
+    machine, and on no node: (the image, TRAINFORGE_REGISTRY_AUTH for it)."""
+    login = ("swarm-user", uuid.uuid4().hex[:12])
+    with registry(setup.cluster.bridge.address, [login]) as address:
+        image = f"{address}/private/busybox:{uuid.uuid4().hex[:8]}"
+        push(docker.APIClient(base_url=setup.cluster.url), setup.images[0], image, login)
+        yield image, f"{address}={login[0]}:{login[1]}"
+
+
+@pytest.fixture(scope="module")
+def server(
+    setup: SwarmSetup,
+    private_image: tuple[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[RunningServer]:
     running = setup.server(
         tmp_path_factory.mktemp("swarm-home"),
         TRAINFORGE_STOP_GRACE_SECONDS="5",
         TRAINFORGE_INSTANCE_METRICS_SECONDS="1",
+        TRAINFORGE_REGISTRY_AUTH=private_image[1],
     )
     yield running
     running.stop()
@@ -154,7 +173,7 @@ sleep 3
 
 
 def test_a_three_host_job_runs_one_host_per_node_with_its_own_data(
-    setup: SwarmSetup, server: RunningServer, bucket: str
+    setup: SwarmSetup, server: RunningServer, bucket: str, private_image: tuple[str, str]
 ) -> None:
     s3 = setup.s3()
     for i in range(5):
@@ -176,7 +195,10 @@ def test_a_three_host_job_runs_one_host_per_node_with_its_own_data(
     )
     name = request["TrainingJobName"]
     # A second job of three hosts, created at once: three nodes hold one of them at a time.
+    # Its image is in a registry that wants a login and on no node: every node pulls it with
+    # the login the server was given, sent with the services (issue 12).
     second = script_job(setup, bucket, "true\n", hosts=3)
+    second["AlgorithmSpecification"]["TrainingImage"] = private_image[0]
     sm = server.client("sagemaker")
     sm.create_training_job(**request)
     sm.create_training_job(**second)

@@ -79,6 +79,15 @@ def test_valid_requests() -> None:
 
     assert semantic_errors(with_change(pipe)) is None
 
+    # A registry reached through the engine's own network needs no Lambda: Vpc mode alone is
+    # how such images are named, and the engine pulls them as any other.
+    assert (
+        semantic_errors(
+            with_change(algo(TrainingImageConfig={"TrainingRepositoryAccessMode": "Vpc"}))
+        )
+        is None
+    )
+
 
 def set_key(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
     def change(r: dict[str, Any]) -> None:
@@ -208,6 +217,23 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         "no-image",
         algo(TrainingImage=None),
         "AlgorithmSpecification.TrainingImage must be specified.",
+    ),
+    (
+        "image-credentials-lambda",
+        algo(
+            TrainingImageConfig={
+                "TrainingRepositoryAccessMode": "Vpc",
+                "TrainingRepositoryAuthConfig": {
+                    "TrainingRepositoryCredentialsProviderArn": (
+                        "arn:aws:lambda:us-east-1:123456789012:function:creds"
+                    )
+                },
+            }
+        ),
+        "AlgorithmSpecification.TrainingImageConfig.TrainingRepositoryAuthConfig is not "
+        "supported: trainforge does not call a credentials provider Lambda; it pulls private "
+        "images with its own registry logins (TRAINFORGE_REGISTRY_AUTH, "
+        "TRAINFORGE_REGISTRY_AUTH_FILE, the Docker configuration, or an ECR login).",
     ),
     (
         "groups-and-type",

@@ -36,6 +36,11 @@ from pathlib import PurePosixPath
 from typing import Protocol
 
 from trainforge.domain.allocation import Node
+from trainforge.domain.images import ImageSource, RegistryAuth
+
+# Where and with which login to pull an image; asked only when a pull is needed (an ECR login
+# is a network call a present image does not need).
+SourceOf = Callable[[], ImageSource]
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,9 @@ class GroupSpec:
     # EnableNetworkIsolation: the hosts reach each other and nothing else.
     isolated: bool
     stop_grace_seconds: float
+    # The login the hosts' image is pulled with on machines other than the server's (a cluster
+    # engine's nodes pull it themselves); None: the engine's own credentials.
+    registry_auth: RegistryAuth | None = None
 
 
 @dataclass(frozen=True)
@@ -176,8 +184,10 @@ class Engine(Protocol):
         """The machines hosts can run on, with their full capacity."""
         ...
 
-    def image(self, ref: str) -> ImageInfo:
-        """The image's config; pulls it when absent. Raises ImageNotFound."""
+    def image(self, ref: str, source: SourceOf | None = None) -> ImageInfo:
+        """The image's config; pulls it when absent, from ``source()`` (the same image, maybe
+        at another registry, with a login) or else ``ref`` with the engine's own credentials.
+        Raises ImageNotFound with the registry's answer when the pull fails."""
         ...
 
     def probe_image(self, ref: str, list_dir: str, executable: str) -> ImageContents:

@@ -29,6 +29,7 @@ from trainforge.engines.base import (
     ImageContents,
     ImageInfo,
     LogLine,
+    SourceOf,
     TaskResult,
     signal_of_exit_code,
 )
@@ -112,8 +113,8 @@ class DockerEngine:
         gpus = nvidia_gpus() if not host or host.startswith("unix://") else []
         return [Node(LOCAL_NODE, float(os.cpu_count() or 1), int(memory), tuple(gpus))]
 
-    def image(self, ref: str) -> ImageInfo:
-        return self.docker.image(ref)
+    def image(self, ref: str, source: SourceOf | None = None) -> ImageInfo:
+        return self.docker.image(ref, source)
 
     def probe_image(self, ref: str, list_dir: str, executable: str) -> ImageContents:
         return self.docker.probe_image(ref, list_dir, executable)

@@ -23,11 +23,20 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import docker
+import docker.auth
 import docker.errors
 import docker.types
 import requests.exceptions
 
-from trainforge.engines.base import ImageContents, ImageInfo, LogLine, Mount, MountKind
+from trainforge.domain.images import DOCKER_HUB, ImageSource, RegistryAuth, registry_of, split_tag
+from trainforge.engines.base import (
+    ImageContents,
+    ImageInfo,
+    LogLine,
+    Mount,
+    MountKind,
+    SourceOf,
+)
 from trainforge.errors import ContainerStartError, EngineError, ImageNotFound
 
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -161,7 +170,7 @@ class DockerApi:
 
     # -- images --------------------------------------------------------------------------------
 
-    def image(self, ref: str) -> ImageInfo:
+    def image(self, ref: str, source: SourceOf | None = None) -> ImageInfo:
         try:
             data = self.call(f"inspect the image {ref}", self.api.inspect_image, ref)
         except EngineError as exc:
@@ -171,7 +180,7 @@ class DockerApi:
                 ) from exc
             raise
         except Missing:
-            self._pull(ref)
+            self._pull(ref, source() if source is not None else ImageSource(ref))
             try:
                 data = self.call(f"inspect the image {ref}", self.api.inspect_image, ref)
             except Missing as exc:
@@ -187,16 +196,30 @@ class DockerApi:
             env=env,
         )
 
-    def _pull(self, ref: str) -> None:
-        repository, tag = ref, None
-        if "@" not in ref and ":" in ref.rsplit("/", 1)[-1]:
-            repository, tag = ref.rsplit(":", 1)
+    def _pull(self, ref: str, source: ImageSource) -> None:
+        """Pull ``source.ref`` with its login (or the Docker client configuration's), and name
+        it ``ref`` when it came from elsewhere."""
+        repository, tag = split_tag(source.ref)
+        registry = registry_of(source.ref)
         try:
-            self.api.pull(repository, tag=tag or "latest")
+            self.api.pull(
+                repository,
+                tag=tag or ("latest" if "@" not in source.ref else None),
+                auth_config=registry_auth(source.auth),
+            )
+            if source.ref != ref:
+                named, named_tag = split_tag(ref)
+                self.api.tag(source.ref, named, named_tag)
         except docker.errors.APIError as exc:
+            answer = exc.explanation or exc
+            if registry == DOCKER_HUB:
+                raise ImageNotFound(
+                    f"The training image {ref} is not on this machine and pulling it failed: "
+                    f"{answer}. Build it or load it into Docker first."
+                ) from exc
+            where = f" (pulled as {source.ref})" if source.ref != ref else ""
             raise ImageNotFound(
-                f"The training image {ref} is not on this machine and pulling it failed: "
-                f"{exc.explanation or exc}. Build it or load it into Docker first."
+                f"The training image {ref} could not be pulled from {registry}{where}: {answer}"
             ) from exc
         except _CONNECTION_ERRORS as exc:
             raise self.fail(f"pull the image {ref}", exc) from exc
@@ -372,10 +395,13 @@ class DockerApi:
         shm_bytes: int | None = None,
         grace_seconds: float = 10.0,
         dns: Sequence[str] = (),
+        auth: RegistryAuth | None = None,
     ) -> str:
         """One single-replica service that runs once (no restarts), pinned to ``node``: the
         swarm form of one container. Swarm's ``Command`` replaces the image's ENTRYPOINT and
-        ``Args`` its CMD, as ``--entrypoint`` and trailing arguments do for ``docker run``."""
+        ``Args`` its CMD, as ``--entrypoint`` and trailing arguments do for ``docker run``.
+        ``auth`` goes with the service as ``docker service create --with-registry-auth`` sends
+        it (X-Registry-Auth), so the node the task lands on pulls the image with it."""
         all_mounts = [docker_mount(m) for m in mounts]
         if shm_bytes:
             # Services have no --shm-size: a tmpfs over /dev/shm is the same thing.
@@ -406,16 +432,48 @@ class DockerApi:
             if network
             else None,
         )
-        created = self.call(
-            f"create the service {name}",
-            self.api.create_service,
-            template,
-            name=name,
-            labels=dict(labels),
-            mode=docker.types.ServiceMode("replicated", replicas=1),
-            endpoint_spec=docker.types.EndpointSpec(mode="dnsrr"),
-        )
+        mode = docker.types.ServiceMode("replicated", replicas=1)
+        endpoint = docker.types.EndpointSpec(mode="dnsrr")
+        action = f"create the service {name}"
+        if auth is None:
+            created = self.call(
+                action,
+                self.api.create_service,
+                template,
+                name=name,
+                labels=dict(labels),
+                mode=mode,
+                endpoint_spec=endpoint,
+            )
+        else:
+            created = self.call(
+                action, self._create_service_with_auth, template, name, labels, mode, endpoint, auth
+            )
         return str(created["ID"])
+
+    def _create_service_with_auth(
+        self,
+        template: docker.types.TaskTemplate,
+        name: str,
+        labels: Mapping[str, str],
+        mode: docker.types.ServiceMode,
+        endpoint: docker.types.EndpointSpec,
+        auth: RegistryAuth,
+    ) -> dict[str, Any]:
+        """docker-py's create_service takes its X-Registry-Auth from the client configuration
+        only; this is the same request with the login given."""
+        body = {
+            "Name": name,
+            "Labels": dict(labels),
+            "TaskTemplate": template,
+            "Mode": mode,
+            "EndpointSpec": endpoint,
+        }
+        headers = {"X-Registry-Auth": docker.auth.encode_header(registry_auth(auth))}
+        response = self.api._post_json(
+            self.api._url("/services/create"), data=body, headers=headers
+        )
+        return dict(self.api._result(response, True))
 
     def services(self, labels: Mapping[str, str]) -> list[dict[str, Any]]:
         return list(self.call("list services", self.api.services, filters=label_filter(labels)))
@@ -688,6 +746,14 @@ def _lines(frames: Iterator[bytes]) -> Iterator[LogLine]:
             yield LogLine(ts, line.decode("utf-8", "replace"))
     if pending:
         yield LogLine(pending_ts, pending.decode("utf-8", "replace"))
+
+
+def registry_auth(auth: RegistryAuth | None) -> dict[str, str] | None:
+    """A login as the Engine API's X-Registry-Auth carries it; None lets docker-py use the
+    Docker client configuration of this user (~/.docker/config.json, credential helpers)."""
+    if auth is None:
+        return None
+    return {"username": auth.username, "password": auth.password, "serveraddress": auth.server}
 
 
 def docker_mount(mount: Mount) -> docker.types.Mount:

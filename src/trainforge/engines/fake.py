@@ -24,6 +24,7 @@ from trainforge.engines.base import (
     ImageContents,
     ImageInfo,
     LogLine,
+    SourceOf,
     TaskResult,
     signal_of_exit_code,
 )
@@ -115,7 +116,7 @@ class FakeEngine:
     def nodes(self) -> list[Node]:
         return list(self._nodes)
 
-    def image(self, ref: str) -> ImageInfo:
+    def image(self, ref: str, source: SourceOf | None = None) -> ImageInfo:
         self._check()
         if ref in self.missing_images:
             raise ImageNotFound(f"The training image {ref} is not on this machine.")

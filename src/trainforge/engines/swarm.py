@@ -37,6 +37,7 @@ from trainforge.engines.base import (
     ImageContents,
     ImageInfo,
     LogLine,
+    SourceOf,
     TaskResult,
     signal_of_exit_code,
 )
@@ -165,8 +166,8 @@ class SwarmEngine:
             if (n.get("Status") or {}).get("State") != "ready"
         }
 
-    def image(self, ref: str) -> ImageInfo:
-        return self.docker.image(ref)
+    def image(self, ref: str, source: SourceOf | None = None) -> ImageInfo:
+        return self.docker.image(ref, source)
 
     def probe_image(self, ref: str, list_dir: str, executable: str) -> ImageContents:
         return self.docker.probe_image(ref, list_dir, executable)
@@ -206,6 +207,7 @@ class SwarmEngine:
                         shm_bytes=host.limits.shm_bytes,
                         grace_seconds=group.stop_grace_seconds,
                         dns=self.dns,
+                        auth=group.registry_auth,
                     )
                 )
             self._wait_all_running(group, services)

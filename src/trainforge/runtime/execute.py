@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from trainforge.domain import contract
 from trainforge.domain.allocation import Allocation
+from trainforge.domain.images import ImageSource
 from trainforge.engines.base import (
     Engine,
     GroupSpec,
@@ -41,6 +42,7 @@ from trainforge.runtime.image_checks import image_warnings
 from trainforge.runtime.instance_metrics import InstanceSampler
 from trainforge.runtime.jobspec import JobSpec
 from trainforge.runtime.logpump import LogPump
+from trainforge.runtime.registry import RegistryAccess
 from trainforge.runtime.report import (
     Ending,
     Outcome,
@@ -85,9 +87,11 @@ class JobRunner:
         engine: Engine,
         data: DataPlane,
         probes: ProbeCache | None = None,
+        registry: RegistryAccess | None = None,
     ) -> None:
         self.config = config
         self.engine = engine
+        self.registry = registry or RegistryAccess({})
         self.data = data
         self.probes = probes
         self._probe_cache: dict[str, ImageContents] = {}
@@ -117,8 +121,12 @@ class JobRunner:
         if early.check():
             return Outcome.ended_early(early.ending)
         reporter.phase(Phase.DOWNLOADING_IMAGE)
+        source = ImageSource(spec.image)
         try:
-            image = self.engine.image(spec.image)
+            image = self.engine.image(spec.image, lambda: self.registry.source(spec.image))
+            if self.engine.spans_machines:
+                # The nodes pull the image themselves, with the login the server's pull used.
+                source = self.registry.source(spec.image)
             for warning in image_warnings(spec, image, self._probe(spec.image, image.id)):
                 reporter.warning(warning)
         except ImageNotFound as exc:
@@ -128,7 +136,7 @@ class JobRunner:
         if early.check():
             return Outcome.ended_early(early.ending)
         reporter.phase(Phase.TRAINING)
-        group = self._group(spec, allocation, mounts, reporter)
+        group = self._group(spec, allocation, mounts, reporter, source)
         self._started.add(spec.name)
         try:
             self.engine.start(group)
@@ -203,7 +211,9 @@ class JobRunner:
         allocation: Allocation,
         mounts: Mapping[str, tuple[Mount, ...]],
         reporter: Reporter,
+        source: ImageSource | None = None,
     ) -> GroupSpec:
+        source = source or ImageSource(spec.image)
         entrypoint, command = container_invocation(spec)
         env = self._environment(spec)
         started = int(time.time())
@@ -220,7 +230,7 @@ class JobRunner:
             hosts.append(
                 HostContainer(
                     host=host.name,
-                    image=spec.image,
+                    image=source.ref,
                     entrypoint=entrypoint,
                     command=command,
                     env=env,
@@ -231,7 +241,11 @@ class JobRunner:
                 )
             )
         return GroupSpec(
-            spec.name, tuple(hosts), spec.network_isolation, self.config.stop_grace_seconds
+            spec.name,
+            tuple(hosts),
+            spec.network_isolation,
+            self.config.stop_grace_seconds,
+            source.auth,
         )
 
     def _environment(self, spec: JobSpec) -> dict[str, str]:

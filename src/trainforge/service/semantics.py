@@ -50,6 +50,14 @@ def semantic_errors(params: dict[str, Any]) -> str | None:
         )
     if not algo.get("TrainingImage"):
         return "AlgorithmSpecification.TrainingImage must be specified."
+    image_config = algo.get("TrainingImageConfig") or {}
+    if image_config.get("TrainingRepositoryAuthConfig") is not None:
+        return (
+            "AlgorithmSpecification.TrainingImageConfig.TrainingRepositoryAuthConfig is not "
+            "supported: trainforge does not call a credentials provider Lambda; it pulls "
+            "private images with its own registry logins (TRAINFORGE_REGISTRY_AUTH, "
+            "TRAINFORGE_REGISTRY_AUTH_FILE, the Docker configuration, or an ECR login)."
+        )
     for index, definition in enumerate(algo.get("MetricDefinitions") or [], start=1):
         problem = regex_problem(definition["Regex"])
         if problem:
