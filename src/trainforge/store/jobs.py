@@ -225,7 +225,10 @@ class JobStore:
                 "UPDATE jobs SET status = ?, secondary_status = ?, failure_reason = ?,"
                 " training_start_time = ?, training_end_time = ?, last_modified_time = ?,"
                 " stop_requested = stop_requested OR ?,"
-                " queue_state = CASE WHEN ? THEN 'done' ELSE queue_state END WHERE name = ?",
+                # A claimed job keeps its claim (and the capacity it holds) past its end, until
+                # its worker has removed its containers and releases it.
+                " queue_state = CASE WHEN ? AND queue_state != 'claimed' THEN 'done'"
+                " ELSE queue_state END WHERE name = ?",
                 (
                     moved.status.value,
                     moved.secondary_status.value,
