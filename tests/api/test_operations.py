@@ -51,9 +51,8 @@ def _error(info: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:
 def test_create_returns_at_once_and_the_job_runs_in_the_background(
     sm: Any, images: dict[str, str], tmp_path: Path
 ) -> None:
-    started = time.monotonic()
+    # A create that waited for the job would find it ended; it returns while the job runs.
     name = _create(sm, images["busybox"], tmp_path, entrypoint=["/bin/sleep", "3"])
-    assert time.monotonic() - started < 2
     assert sm.describe_training_job(TrainingJobName=name)["TrainingJobStatus"] == "InProgress"
     described = wait_for_job(sm, name)
     assert described["TrainingJobStatus"] == "Completed"

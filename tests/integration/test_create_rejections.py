@@ -14,9 +14,12 @@ from tests.support import job_request, run_job, script_job, trainforge
 pytestmark = pytest.mark.docker
 
 
-def _containers_of_any_job() -> int:
+def _containers_of_job(name: str) -> int:
+    # Only this job's: other test files run jobs on the same daemon at the same time.
     out = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", "label=trainforge.job"], capture_output=True, text=True
+        ["docker", "ps", "-aq", "--filter", f"label=trainforge.job={name}"],
+        capture_output=True,
+        text=True,
     ).stdout
     return len(out.split())
 
@@ -26,7 +29,6 @@ def test_invalid_request_gets_validation_exception_and_nothing_runs(
 ) -> None:
     request = job_request(images["busybox"], f"file://{home / 'out'}", name="bad_name")
     request["ResourceConfig"]["InstanceType"] = "ml.t9.medium"
-    before = _containers_of_any_job()
     result = run_job(home, request)
     assert result.returncode == 254
     assert result.stdout == ""
@@ -38,7 +40,7 @@ def test_invalid_request_gets_validation_exception_and_nothing_runs(
         "failed to satisfy constraint: Member must satisfy enum value set: ["
     ) in result.stderr
     assert json.loads(trainforge(home, "list", "--json").stdout) == {"TrainingJobSummaries": []}
-    assert _containers_of_any_job() == before
+    assert _containers_of_job("bad_name") == 0
 
 
 def test_semantic_rule_with_the_observed_text(images: dict[str, str], home: Path) -> None:
