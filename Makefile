@@ -41,10 +41,12 @@ $(SDK3)/.installed: tests/sdk3-requirements.txt
 example: $(VENV)/.installed
 	bash examples/iris/run.sh
 
-## The whole test suite (what CI runs): builds the test images once, then pytest in two workers,
+## The whole test suite (what CI runs): builds the test images and the SDK v3 environment once
+## (side by side: most of it is waiting on downloads and debootstrap), then pytest in two workers,
 ## each test file whole in one of them (a file's fixtures, the swarm's cluster among them, are
 ## made once), so the swarm's slow tests run beside the rest.
-test: $(VENV)/.installed-dev $(SDK3)/.installed images agent-image
+test: $(VENV)/.installed-dev
+	$(MAKE) -j3 --no-print-directory $(SDK3)/.installed images agent-image
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 ## The tests that move data through S3, against s3s-fs (a second S3 implementation, built from
