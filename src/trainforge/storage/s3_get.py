@@ -96,7 +96,3 @@ class ObjectGetter:
                 # A connection left mid-response cannot carry the next request.
                 response.close()
             response.release_conn()
-
-    def close(self) -> None:
-        """Close the pool's idle connections (the store's end, never one download's)."""
-        self._http.clear()
