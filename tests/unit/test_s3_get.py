@@ -71,6 +71,7 @@ def _get(
     server: _LoopbackServer,
     key: str = "key",
     byte_range: tuple[int, int] | None = None,
+    whole: bool = False,
 ) -> bytes:
     received = bytearray()
     getter.get(
@@ -80,6 +81,7 @@ def _get(
         "us-west-2",
         byte_range,
         received.extend,
+        whole=whole,
     )
     return bytes(received)
 
@@ -119,12 +121,13 @@ def test_the_request_on_the_wire_carries_the_signature_of_what_was_sent() -> Non
     assert "/us-west-2/s3/aws4_request" in headers["Authorization"]
 
 
-def test_reads_a_body_split_across_reads_and_reuses_the_connection() -> None:
+@pytest.mark.parametrize("whole", [False, True])
+def test_reads_a_body_split_across_reads_and_reuses_the_connection(whole: bool) -> None:
     body = bytes(range(256)) * 40
     server = _LoopbackServer([_ok(body), _ok(body[:10])])
     getter = ObjectGetter(4)
-    assert _get(getter, server) == body
-    assert _get(getter, server) == body[:10]  # the same kept-alive connection
+    assert _get(getter, server, whole=whole) == body
+    assert _get(getter, server, whole=whole) == body[:10]  # the same kept-alive connection
     server.stop()
 
 
@@ -153,10 +156,11 @@ def test_a_chunked_body_is_read_whole() -> None:
         b"not HTTP at all\r\n\r\n",
     ],
 )
-def test_anything_unusual_is_handed_back(response: bytes) -> None:
+@pytest.mark.parametrize("whole", [False, True])
+def test_anything_unusual_is_handed_back(response: bytes, whole: bool) -> None:
     server = _LoopbackServer([response])
     with pytest.raises(GetUnavailable):
-        _get(ObjectGetter(4), server)
+        _get(ObjectGetter(4), server, whole=whole)
     server.stop()
 
 

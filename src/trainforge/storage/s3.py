@@ -31,7 +31,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from trainforge.errors import StorageCancelled, StorageError
 from trainforge.storage.base import Download, ObjectInfo, ShouldStop, Stream
 from trainforge.storage.location import Location
-from trainforge.storage.s3_get import GetUnavailable, ObjectGetter
+from trainforge.storage.s3_get import WHOLE_BODY_MAX, GetUnavailable, ObjectGetter
 
 _MiB = 1 << 20
 _READ_CHUNK = 1 * _MiB
@@ -209,6 +209,7 @@ class S3Store:
             self.client.meta.region_name,
             (start, end) if start is not None and end is not None else None,
             sink,
+            whole=start is None and item.size <= WHOLE_BODY_MAX,
         )
         return written
 

@@ -18,17 +18,20 @@ request stops part-way), so concurrent downloads, one per job, never touch each 
 from __future__ import annotations
 
 from collections.abc import Callable
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import urllib3
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import ReadOnlyCredentials
+from urllib3.connectionpool import HTTPConnectionPool
 from urllib3.exceptions import HTTPError
 
 from trainforge.errors import TrainforgeError
 
 _READ_CHUNK = 1 << 20
+# Bodies up to this size are read in one piece (one read, no streaming machinery).
+WHOLE_BODY_MAX = 1 << 20
 
 
 class GetUnavailable(TrainforgeError):
@@ -47,6 +50,20 @@ class ObjectGetter:
             retries=False,
             timeout=urllib3.Timeout(connect=timeout, read=timeout),
         )
+        # The pool, path and Host of each bucket's base URL, worked out once: a GET of a small
+        # object costs little more than its request line and headers.
+        self._bases: dict[str, tuple[HTTPConnectionPool, str, str]] = {}
+
+    def _pool(self, base_url: str) -> tuple[HTTPConnectionPool, str, str]:
+        found = self._bases.get(base_url)
+        if found is None:
+            parts = urlsplit(base_url)
+            # The Host header as HTTP clients send it (and botocore signs it): no default port.
+            default = {"http": ":80", "https": ":443"}.get(parts.scheme, "")
+            host = parts.netloc.removesuffix(default) if default else parts.netloc
+            found = (self._http.connection_from_url(base_url), parts.path, host)
+            self._bases[base_url] = found
+        return found
 
     def get(
         self,
@@ -56,23 +73,27 @@ class ObjectGetter:
         region: str,
         byte_range: tuple[int, int] | None,
         sink: Callable[[bytes], None],
+        whole: bool = False,
     ) -> int:
         """Stream the object (or its inclusive ``byte_range``) into ``sink``; returns its size.
+        ``whole``: the body is small enough to read in one piece before ``sink`` sees it.
 
         Whatever ``sink`` raises (a cancelled job) stops the read and goes up unchanged."""
-        url = base_url + quote(key, safe="/~")
-        request = AWSRequest(method="GET", url=url)
+        pool, base_path, host = self._pool(base_url)
+        quoted = quote(key, safe="/~")
+        request = AWSRequest(method="GET", url=base_url + quoted, headers={"Host": host})
         if byte_range is not None:
             request.headers["Range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
         S3SigV4Auth(credentials, "s3", region).add_auth(request)
         try:
-            response = self._http.request(
+            response = pool.urlopen(
                 "GET",
-                url,
+                base_path + quoted,
                 headers=dict(request.headers.items()),
-                preload_content=False,
+                preload_content=whole,
                 decode_content=False,
                 redirect=False,
+                retries=False,
             )
         except HTTPError as exc:
             raise GetUnavailable(str(exc)) from exc
@@ -80,6 +101,11 @@ class ObjectGetter:
         try:
             if response.status not in (200, 206) or response.headers.get("Content-Encoding"):
                 raise GetUnavailable(f"HTTP {response.status}")
+            if whole:
+                body = response.data
+                sink(body)
+                complete = True
+                return len(body)
             expected = response.headers.get("Content-Length")
             total = 0
             while chunk := response.read(_READ_CHUNK):
