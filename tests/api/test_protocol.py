@@ -5,11 +5,18 @@ from the model, over raw HTTP, each get a 400 naming the member."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
+import boto3
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from tests.modelgen import cases, rich_create_request
 from tests.server_support import RunningServer, start_server
@@ -154,3 +161,68 @@ def test_invalid_requests_of_the_other_operations(server: RunningServer) -> None
         assert status == 400, (target, params, body)
         assert body["__type"] == "ValidationException", (target, body)
         assert f"at '{path}'" in body["message"], (target, body)
+
+
+def test_a_request_signed_off_the_servers_clock_gets_awss_error(tmp_path: Path) -> None:
+    """boto3 signing at a clock 20 minutes behind, then ahead, of the server's: refused as AWS
+    refuses a signature more than 15 minutes off; 10 minutes off is still accepted."""
+    home = tmp_path / "home"
+    home.mkdir()
+    key = ("AKIDCLOCK", "clock-secret")
+    stamps: dict[int, str] = {}  # what botocore signed, by the minutes its clock was off
+    with start_server(home, TRAINFORGE_ACCESS_KEYS=":".join(key)) as server:
+        sagemaker = boto3.client(
+            "sagemaker",
+            endpoint_url=server.url,
+            region_name="us-east-1",
+            aws_access_key_id=key[0],
+            aws_secret_access_key=key[1],
+            config=Config(retries={"max_attempts": 1}),
+        )
+        answers: dict[int, Any] = {}
+        for minutes in (-20, 20, -10, 10):
+            with mock.patch("botocore.auth.get_current_datetime", _shifted(minutes, stamps)):
+                try:
+                    sagemaker.list_training_jobs()
+                    answers[minutes] = None
+                except ClientError as exc:
+                    answers[minutes] = exc.response
+    assert answers[-10] is None and answers[10] is None
+    behind, ahead = answers[-20], answers[20]
+    assert behind is not None and ahead is not None
+    for answer in (behind, ahead):
+        assert answer["ResponseMetadata"]["HTTPStatusCode"] == 403
+        assert answer["Error"]["Code"] == "InvalidSignatureException"
+    expired = re.fullmatch(
+        r"Signature expired: (\w+) is now earlier than (\w+) \((\w+) - 15 min\.\)",
+        behind["Error"]["Message"],
+    )
+    assert expired is not None, behind["Error"]["Message"]
+    signed_at, earliest, now = (_stamp(group) for group in expired.groups())
+    assert expired.group(1) == stamps[-20]
+    assert earliest == now - dt.timedelta(minutes=15)
+    assert now - signed_at > dt.timedelta(minutes=15)
+    early = re.fullmatch(
+        r"Signature not yet current: (\w+) is still later than (\w+) \((\w+) \+ 15 min\.\)",
+        ahead["Error"]["Message"],
+    )
+    assert early is not None, ahead["Error"]["Message"]
+    signed_at, latest, now = (_stamp(group) for group in early.groups())
+    assert early.group(1) == stamps[20]
+    assert latest == now + dt.timedelta(minutes=15)
+    assert signed_at - now > dt.timedelta(minutes=15)
+
+
+def _shifted(minutes: int, stamps: dict[int, str]) -> Callable[..., dt.datetime]:
+    """botocore's clock (naive UTC, as botocore.compat gives it), ``minutes`` off."""
+
+    def now(remove_tzinfo: bool = True) -> dt.datetime:
+        moment = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(minutes=minutes)
+        stamps[minutes] = moment.strftime("%Y%m%dT%H%M%SZ")
+        return moment
+
+    return now
+
+
+def _stamp(text: str) -> dt.datetime:
+    return dt.datetime.strptime(text, "%Y%m%dT%H%M%SZ")

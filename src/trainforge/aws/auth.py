@@ -12,14 +12,17 @@ Both ways of carrying a signature are accepted:
 * query-string ("presigned") authentication: ``X-Amz-Algorithm``, ``X-Amz-Credential``,
   ``X-Amz-Date``, ``X-Amz-SignedHeaders``, ``X-Amz-Signature`` and, optionally, ``X-Amz-Expires``.
 
-The canonical request is built as botocore's ``SigV4Auth`` builds it: the received path with dot
-segments and empty segments removed, then percent-encoded once more (SigV4 for services other than
-S3 encodes the already-encoded path again); the query string sorted; the signed headers lower-cased
-with their values trimmed and inner runs of white space collapsed; and the payload's hex SHA-256,
-or the ``X-Amz-Content-SHA256`` header's value where the request has one. The credential scope may
-name any service (``sagemaker`` and ``logs`` reach the same server) and any region unless the
-verifier was given one. Checks run in the order AWS runs them, so a request with several faults
-gets the error AWS would give it.
+The canonical request, the string to sign and the signature are botocore's own (``SigV4Auth``,
+as moto's server-side check uses it): the request is rebuilt as an ``AWSRequest`` from what
+arrived, and botocore is told only what a client's signer decides for itself, which headers it
+signed and the payload hash it declared (the ``X-Amz-Content-SHA256`` header's value, or the
+body's hex SHA-256). This module owns the rest: reading the signature's parts from the header or
+the query string, and the checks AWS makes before and around the comparison. The credential
+scope may name any service (``sagemaker`` and ``logs`` reach the same server) and any region
+unless the verifier was given one. A signature dated more than 15 minutes from the server's
+clock, either way, is refused as AWS refuses it (``Signature expired`` / ``Signature not yet
+current``). Checks run in the order AWS runs them, so a request with several faults gets the
+error AWS would give it.
 
 A message never contains a secret access key. Messages do echo what the caller sent (the
 Authorization header, the credential), as AWS's do.
@@ -36,7 +39,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_tz
-from urllib.parse import quote, unquote_plus
+from urllib.parse import unquote_plus
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest, HTTPHeaders
+from botocore.credentials import Credentials
 
 from trainforge.errors import (
     IncompleteSignature,
@@ -51,6 +58,8 @@ TERMINATOR = "aws4_request"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 # A presigned request may be valid for a week at most, as AWS allows.
 MAX_EXPIRES_SECONDS = 604800
+# How far a signature's time may be from the server's clock, either way: AWS's 15 minutes.
+MAX_SKEW_SECONDS = 900
 
 MSG_MISSING_TOKEN = "Missing Authentication Token"
 MSG_SIGNATURE_MISMATCH = (
@@ -110,7 +119,7 @@ class SigV4Verifier:
         self,
         keys: Sequence[AccessKey],
         region: str | None = None,
-        max_skew_seconds: int = 300,
+        max_skew_seconds: int = MAX_SKEW_SECONDS,
         now: Callable[[], float] = time.time,
     ) -> None:
         self._secrets = {key.access_key_id: key.secret_access_key for key in keys}
@@ -137,21 +146,22 @@ class SigV4Verifier:
             raise IncompleteSignature(
                 f"Unsupported AWS 'algorithm': '{signed.algorithm}' (only {ALGORITHM} for now)."
             )
-        key_id, date, region, service = self._check_scope(signed)
+        key_id, region, service = self._check_scope(signed)
         secret = self._secrets.get(key_id)
         if secret is None:
             raise UnrecognizedClient(MSG_UNKNOWN_KEY)
 
         payload_hash = _payload_hash(request.body, headers)
-        scope = f"{date}/{region}/{service}/{TERMINATOR}"
-        signing_key = _signing_key(secret, date, region, service)
+        signer = _ClaimedSigner(
+            Credentials(key_id, secret),
+            service,
+            region,
+            _claimed_headers(headers, signed.signed_headers),
+            payload_hash,
+        )
         provided = signed.signature.encode("utf-8", "replace")
         matched = False
-        for canonical in _canonical_requests(request, headers, pairs, signed, payload_hash):
-            string_to_sign = "\n".join(
-                [ALGORITHM, _iso_basic(signed.timestamp), scope, _sha256_hex(canonical.encode())]
-            )
-            expected = hmac.new(signing_key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+        for expected in _expected_signatures(request, pairs, signed, signer):
             # Every candidate is compared, so the time taken does not tell which one matched.
             matched = hmac.compare_digest(expected.encode(), provided) or matched
         if not matched:
@@ -181,7 +191,7 @@ class SigV4Verifier:
                 f"{_iso_basic(now + self._max_skew)} ({_iso_basic(now)} + {skew_text})"
             )
 
-    def _check_scope(self, signed: _Signed) -> tuple[str, str, str, str]:
+    def _check_scope(self, signed: _Signed) -> tuple[str, str, str]:
         credential = signed.credential.rstrip("/")
         parts = credential.split("/")
         if len(parts) != 5:
@@ -206,7 +216,7 @@ class SigV4Verifier:
             )
         if problems:
             raise InvalidSignature(" ".join(problems))
-        return key_id, date, region, service
+        return key_id, region, service
 
 
 def _from_header(authorization: str, headers: Mapping[str, str]) -> _Signed:
@@ -283,14 +293,37 @@ def _from_query(pairs: Sequence[tuple[str, str]]) -> _Signed:
     )
 
 
-def _canonical_requests(
+class _ClaimedSigner(SigV4Auth):
+    """botocore's SigV4 signer, told which headers the caller signed and the payload hash it
+    declared: everything else (the canonical path, query and headers, the string to sign, the
+    signing key) is botocore's own, as moto's server-side check does."""
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        service: str,
+        region: str,
+        signed: HTTPHeaders,
+        payload: str,
+    ) -> None:
+        super().__init__(credentials, service, region)
+        self._signed = signed
+        self._payload = payload
+
+    def headers_to_sign(self, request: AWSRequest) -> HTTPHeaders:
+        return self._signed
+
+    def payload(self, request: AWSRequest) -> str:
+        return self._payload
+
+
+def _expected_signatures(
     request: IncomingRequest,
-    headers: Mapping[str, str],
     pairs: Sequence[tuple[str, str]],
     signed: _Signed,
-    payload_hash: str,
+    signer: _ClaimedSigner,
 ) -> list[str]:
-    """The canonical request, once per plausible spelling of the query string.
+    """The signature botocore computes, once per plausible spelling of the query string.
 
     A client that follows the SigV4 specification decodes and re-encodes each query parameter
     (botocore signs a space as %20 but sends its own parameters form-encoded, with '+'); given a
@@ -299,42 +332,34 @@ def _canonical_requests(
     """
     if signed.from_query:
         pairs = [(name, value) for name, value in pairs if unquote_plus(name) != "X-Amz-Signature"]
-    canonical_headers = "".join(
-        f"{name}:{' '.join(headers.get(name, '').split())}\n" for name in signed.signed_headers
-    )
-    head = [request.method.upper(), _canonical_path(request.path)]
-    tail = [canonical_headers, ";".join(signed.signed_headers), payload_hash]
-    queries = [_canonical_query(pairs)]
-    raw = "&".join(f"{name}={value}" for name, value in sorted(pairs))
-    if raw not in queries:
-        queries.append(raw)
-    return ["\n".join([*head, query, *tail]) for query in queries]
+    if request.path and not request.path.startswith("/"):
+        return []  # no signer signs a request target that is not a path (nor can be parsed as one)
+    raw = "&".join(f"{name}={value}" for name, value in pairs)
+    # The host part is never read: the signed headers are the caller's, Host among them.
+    url = "http://trainforge" + (request.path or "/") + (f"?{raw}" if raw else "")
+    method = request.method.upper()
+    decoded = [(unquote_plus(name), unquote_plus(value)) for name, value in pairs]
+    # A list, not a dict: a repeated parameter is signed once per value. botocore's signer
+    # takes either (its stubs say Mapping only).
+    candidates = [AWSRequest(method=method, url=url, params=decoded)]  # type: ignore[arg-type]
+    as_sent = AWSRequest(method=method, url=url)
+    if signer.canonical_query_string(as_sent) != signer.canonical_query_string(candidates[0]):
+        candidates.append(as_sent)
+    timestamp = _iso_basic(signed.timestamp)
+    signatures = []
+    for candidate in candidates:
+        candidate.context["timestamp"] = timestamp
+        canonical = signer.canonical_request(candidate)
+        signatures.append(signer.signature(signer.string_to_sign(candidate, canonical), candidate))
+    return signatures
 
 
-def _canonical_path(path: str) -> str:
-    """botocore's ``_normalize_url_path``: remove dot and empty segments, then encode again."""
-    if not path:
-        return "/"
-    segments: list[str] = []
-    for segment in path.split("/"):
-        if not segment or segment == ".":
-            continue
-        if segment == "..":
-            if segments:
-                segments.pop()
-        else:
-            segments.append(segment)
-    first = "/" if path.startswith("/") else ""
-    last = "/" if path.endswith("/") and segments else ""
-    return quote(first + "/".join(segments) + last, safe="/~")
-
-
-def _canonical_query(pairs: Sequence[tuple[str, str]]) -> str:
-    encoded = sorted(
-        (quote(unquote_plus(name), safe="-_.~"), quote(unquote_plus(value), safe="-_.~"))
-        for name, value in pairs
-    )
-    return "&".join(f"{name}={value}" for name, value in encoded)
+def _claimed_headers(headers: Mapping[str, str], names: Sequence[str]) -> HTTPHeaders:
+    """The signed headers with the values received (a missing one signs as empty)."""
+    claimed = HTTPHeaders()
+    for name in names:
+        claimed[name] = headers.get(name, "")
+    return claimed
 
 
 def _split_query(query: str) -> list[tuple[str, str]]:
@@ -392,13 +417,6 @@ def _bad_date(text: str) -> int:
         f"Date must be in ISO-8601 'basic format'. Got '{text}'. "
         "See http://en.wikipedia.org/wiki/ISO_8601"
     )
-
-
-def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
-    key = hmac.new(f"AWS4{secret}".encode(), date.encode(), hashlib.sha256).digest()
-    for part in (region, service, TERMINATOR):
-        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-    return key
 
 
 def _sha256_hex(data: bytes) -> str:

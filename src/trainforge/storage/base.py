@@ -4,6 +4,7 @@ location. Stores raise ``StorageError`` with a message a user can act on, never 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,16 +63,19 @@ class Store(Protocol):
 
 
 class Storage:
-    """Hands out the store for a location; the S3 store is built on first use."""
+    """Hands out the store for a location; the S3 store is built on first use, once, however
+    many jobs ask for it at the same time (they share its connections)."""
 
     def __init__(self, s3_factory: Callable[[], Store], local: Store) -> None:
         self._s3_factory = s3_factory
         self._s3: Store | None = None
         self._local = local
+        self._lock = threading.Lock()
 
     def store_for(self, location: Location) -> Store:
         if location.is_local:
             return self._local
-        if self._s3 is None:
-            self._s3 = self._s3_factory()
-        return self._s3
+        with self._lock:
+            if self._s3 is None:
+                self._s3 = self._s3_factory()
+            return self._s3

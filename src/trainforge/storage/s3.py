@@ -5,9 +5,9 @@ credentials). Downloads run on a thread pool: small objects one GET each, large 
 GETs written in place with ``pwrite``, so a 1 GiB object and two thousand 4 KiB ones both keep
 every connection busy.
 
-A GET goes out on a lean path: the bucket's base URL is learned once from botocore (so the
-endpoint, the addressing style and the region are botocore's), each request is signed with
-botocore's SigV4 signer and sent on a urllib3 pool, and the body is read into a reused buffer.
+A GET goes out on a lean path (``storage.s3_get``): the bucket's base URL is learned once from
+botocore (so the endpoint, the addressing style and the region are botocore's), each request is
+signed by botocore's S3 SigV4 signer and sent on a urllib3 pool that the store's downloads share.
 That costs a fraction of a full botocore call's CPU per object. Anything unusual (a redirect, an
 error, an expired token) falls back to the regular ``get_object`` call, which knows S3's
 corners.
@@ -32,7 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from trainforge.errors import StorageCancelled, StorageError
 from trainforge.storage.base import Download, ObjectInfo, ShouldStop, Stream
 from trainforge.storage.location import Location
-from trainforge.storage.s3_lean import Credentials, LeanGetter, LeanUnavailable
+from trainforge.storage.s3_get import WHOLE_BODY_MAX, GetUnavailable, ObjectGetter
 
 _MiB = 1 << 20
 _READ_CHUNK = 1 * _MiB
@@ -70,7 +70,7 @@ class S3Store:
         )
         self.session = boto3.session.Session()
         self.client = self.session.client("s3", region_name=region, config=config)
-        self._lean = LeanGetter()
+        self._lean = ObjectGetter(max_connections=max_workers + 4)
         self._bases: dict[str, str] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -136,7 +136,6 @@ class S3Store:
                 # One download failed: the rest are abandoned, not waited for.
                 cancelled.set()
                 wait(pending)
-        self._lean.close()
         errors = [e for e in (f.exception() for f in futures) if e is not None]
         real = [e for e in errors if not isinstance(e, StorageCancelled)]
         if real:
@@ -157,7 +156,7 @@ class S3Store:
         try:
             try:
                 return self._fetch_lean(item, start, end, fd, stop)
-            except LeanUnavailable:
+            except GetUnavailable:
                 return self._fetch_botocore(item, start, end, fd, stop)
         except OSError as exc:
             raise StorageError(f"cannot write {item.dest}: {exc.strerror}") from exc
@@ -189,12 +188,11 @@ class S3Store:
     ) -> int:
         credentials = self.session.get_credentials()
         if credentials is None:
-            raise LeanUnavailable("no credentials")
-        frozen = credentials.get_frozen_credentials()
+            raise GetUnavailable("no credentials")
         offset = start or 0
         written = 0
 
-        def sink(chunk: memoryview) -> None:
+        def sink(chunk: bytes) -> None:
             nonlocal written
             os.pwrite(fd, chunk, offset + written)
             written += len(chunk)
@@ -204,15 +202,15 @@ class S3Store:
         try:
             base = self._base_url(item.source.bucket)
         except (ClientError, BotoCoreError) as exc:
-            raise LeanUnavailable(str(exc)) from exc
+            raise GetUnavailable(str(exc)) from exc
         self._lean.get(
             base,
             item.source.key,
-            Credentials(str(frozen.access_key), str(frozen.secret_key), frozen.token),
+            credentials.get_frozen_credentials(),
             self.client.meta.region_name,
             (start, end) if start is not None and end is not None else None,
             sink,
-            self._buffer(),
+            whole=start is None and item.size <= WHOLE_BODY_MAX,
         )
         return written
 
