@@ -1,5 +1,5 @@
 """Fixtures shared by every tier: the locally built images, a real S3 endpoint (moto's server
-mode on a loopback port, one process for the whole session), a fresh TRAINFORGE_HOME per test,
+mode in a network namespace of the tests' own, one process for the whole session), a fresh TRAINFORGE_HOME per test,
 and clean-up of the containers a test left behind."""
 
 from __future__ import annotations
@@ -59,23 +59,16 @@ def images() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
-    """moto's server on a loopback port, started by the first test that needs it; from then on
-    AWS_ENDPOINT_URL_S3 points at it (the processes the tests start inherit it)."""
-    port = free_port()
-    server = Path(sys.executable).parent / "moto_server"
-    proc = subprocess.Popen(
-        [str(server), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port)
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{port}")
-            yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    """moto's server (S3 and STS) in a network namespace of the tests' own (tests/
+    s3_namespace.py), where this machine and its containers both reach it, started by the first
+    test that needs it; from then on AWS_ENDPOINT_URL_S3 and AWS_ENDPOINT_URL_STS point at it
+    (the processes the tests start inherit them)."""
+    from tests.s3_namespace import moto_in_namespace
+
+    with moto_in_namespace() as endpoint, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AWS_ENDPOINT_URL_S3", endpoint)
+        mp.setenv("AWS_ENDPOINT_URL_STS", endpoint)
+        yield endpoint
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -87,6 +80,7 @@ def aws_environment() -> Iterator[None]:
             "AWS_SESSION_TOKEN",
             "AWS_ENDPOINT_URL",
             "AWS_ENDPOINT_URL_S3",
+            "AWS_ENDPOINT_URL_STS",
             "TRAINFORGE_SERVER_URL",
         ):
             mp.delenv(name, raising=False)

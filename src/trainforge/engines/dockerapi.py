@@ -270,11 +270,20 @@ class DockerApi:
             raise EngineError(f"Docker could not {action}: {errors[-1]}")
         return str(self.call(action, self.api.inspect_image, tag)["Id"])
 
-    def run_once(self, image: str, command: Sequence[str]) -> tuple[int, str]:
-        """Run ``command`` in a container of ``image`` to its end: its exit code and output."""
+    def run_once(
+        self, image: str, command: Sequence[str], host_network_admin: bool = False
+    ) -> tuple[int, str]:
+        """Run ``command`` in a container of ``image`` to its end: its exit code and output.
+        ``host_network_admin``: on the machine's own network, with CAP_NET_ADMIN (and nothing
+        else privileged), to change that network."""
         action = f"run {image}"
+        extra: dict[str, Any] = {}
+        if host_network_admin:
+            extra["host_config"] = self.api.create_host_config(
+                network_mode="host", cap_add=["NET_ADMIN"]
+            )
         container = self.call(
-            action, self.api.create_container, image, entrypoint=list(command), command=[]
+            action, self.api.create_container, image, entrypoint=list(command), command=[], **extra
         )
         try:
             self.call(action, self.api.start, container["Id"])

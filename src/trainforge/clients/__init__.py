@@ -1,0 +1,3 @@
+"""trainforge acting as a client of AWS services other than S3 (STS; the registries' tokens).
+Each service stays behind one module here, the only ones besides storage/s3.py and the CLI's
+server client that import boto3. Nothing here knows jobs, containers or the store."""
