@@ -58,7 +58,7 @@ def images() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
+def s3_endpoint(aws_environment: None) -> Iterator[str]:
     """moto's server (S3 and STS) in a network namespace of the tests' own (tests/
     s3_namespace.py), where this machine and its containers both reach it, started by the first
     test that needs it; from then on AWS_ENDPOINT_URL_S3 and AWS_ENDPOINT_URL_STS point at it
@@ -89,12 +89,15 @@ def aws_environment() -> Iterator[None]:
         yield
 
 
-@pytest.fixture(autouse=True)
-def _s3_beyond_unit_tests(request: pytest.FixtureRequest) -> None:
-    """The API and integration tiers run real jobs against a real S3 endpoint; unit tests need
-    none, and `pytest tests/unit` starts nothing."""
-    if "unit" not in request.node.path.relative_to(ROOT).parts[:2]:
-        request.getfixturevalue("s3_endpoint")
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The API and integration tiers run real jobs against a real S3 (and STS) endpoint; unit
+    tests need none, and `pytest tests/unit` starts nothing. The endpoint comes first, before
+    any module's server fixture, so every server started inherits it."""
+    for item in items:
+        if "unit" not in item.path.relative_to(ROOT).parts[:2]:
+            names = getattr(item, "fixturenames", None)
+            if names is not None and "s3_endpoint" not in names:
+                names.insert(0, "s3_endpoint")
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 import tarfile
@@ -21,7 +22,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.conftest import _remove_containers_of
+from tests.conftest import _remove_containers_of, image_builder
 from tests.server_support import RunningServer, start_server
 from tests.support import log_messages, run_job, script_job, unique_name
 
@@ -301,3 +302,23 @@ def test_without_assume_role_the_mapping_then_the_servers_own_credentials(
     ), lines
     assert lines[1].startswith("uri http://169.254.170.2:"), lines
     assert '"AccessKeyId": "testing"' in lines, lines
+
+
+def test_the_docker_engine_holds_the_address_for_a_process_that_may_not(
+    images: dict[str, str],
+) -> None:
+    from trainforge.engines.docker import DockerEngine
+
+    agent = image_builder.agent_tag()
+    # An address of its own (not the endpoint's, which other tests' servers use), removed after.
+    address = f"169.254.253.{random.randint(1, 254)}"
+    engine = DockerEngine("credentials-test")
+    try:
+        engine.hold_address(address, agent)
+        shown = subprocess.run(
+            ["ip", "-4", "addr", "show", "dev", "lo"], capture_output=True, text=True, check=True
+        ).stdout
+        assert f"inet {address}/32" in shown, shown
+        engine.hold_address(address, agent)  # held already: not an error
+    finally:
+        subprocess.run(["ip", "addr", "del", f"{address}/32", "dev", "lo"], capture_output=True)

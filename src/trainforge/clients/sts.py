@@ -8,6 +8,7 @@ profile's ``endpoint_url``, else AWS's regional endpoint.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -17,11 +18,25 @@ from botocore.config import Config
 
 from trainforge.errors import CredentialsError
 
-# An unreachable STS must not hold a job's start for long: a few seconds, two tries.
-_STS_CONFIG = Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 2})
+# An unreachable STS must not hold a job's start for long: a few seconds, one try.
+_STS_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 1})
 # Keys without an expiry (a profile's, this process's) are served as if they lasted this long,
 # since the container-credentials format requires an Expiration.
 STATIC_LIFETIME_SECONDS = 3600.0
+
+
+_session: boto3.session.Session | None = None
+_session_lock = threading.Lock()
+
+
+def _own_session() -> boto3.session.Session:
+    """One session for this process: its credentials are resolved (and logged by botocore)
+    once, not at every job. Making clients from a session is not thread-safe: under the lock."""
+    global _session
+    with _session_lock:
+        if _session is None:
+            _session = boto3.session.Session()
+        return _session
 
 
 @dataclass(frozen=True)
@@ -40,7 +55,9 @@ def assume_role(
     """Temporary credentials of ``role_arn`` for ``duration_seconds``, with this process's own
     credentials. Raises ``CredentialsError`` saying why STS refused or could not be reached."""
     try:
-        sts = boto3.session.Session().client("sts", region_name=region, config=_STS_CONFIG)
+        session = _own_session()
+        with _session_lock:
+            sts = session.client("sts", region_name=region, config=_STS_CONFIG)
         answer = sts.assume_role(
             RoleArn=role_arn,
             RoleSessionName=session_name[:64],
@@ -97,4 +114,4 @@ def profile_credentials(profile: str) -> RoleCredentials:
 
 def own_credentials() -> RoleCredentials | None:
     """This process's own credentials (the ones its S3 client uses), or None."""
-    return _frozen(boto3.session.Session(), "trainforge's own credentials")
+    return _frozen(_own_session(), "trainforge's own credentials")
