@@ -127,10 +127,13 @@ class JobRunner:
             return Outcome.failed(JobFailure.client(str(exc)))
         except EngineError as exc:
             return Outcome.failed(JobFailure.platform(str(exc)))
+        # Before Training: AssumeRole takes a round trip, and a host's log stream opens as
+        # soon as Training begins.
+        grant = self.config.aws.open(spec, reporter.warning) if self.config.aws else Grant()
         if early.check():
+            self._close_aws(spec)
             return Outcome.ended_early(early.ending)
         reporter.phase(Phase.TRAINING)
-        grant = self.config.aws.open(spec, reporter.warning) if self.config.aws else Grant()
         group = self._group(spec, allocation, mounts, reporter, grant)
         self._started.add(spec.name)
         try:
