@@ -237,7 +237,7 @@ CONTRACT = """
 echo "args $0 $*"
 echo "hyperparameters $(cat /opt/ml/input/config/hyperparameters.json)"
 echo "inputdataconfig $(cat /opt/ml/input/config/inputdataconfig.json)"
-echo "aws $(env | grep -o '^AWS_[A-Z_]*' | sort | tr '\\n' ' ')"
+echo "aws $(env | grep -o '^AWS_[A-Z0-9_]*' | sort | tr '\\n' ' ')"
 echo "s3 $AWS_ENDPOINT_URL_S3"
 echo "shared $(cat /opt/ml/input/data/local/shared.txt)"
 echo started
