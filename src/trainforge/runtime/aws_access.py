@@ -7,12 +7,14 @@ environment. A job with EnableNetworkIsolation gets none of it.
 every container's environment (visible to ``docker inspect``), and no endpoint.
 
 Warnings (an S3 endpoint containers cannot reach, credentials that are not the role's, an
-endpoint that could not start) go to the job's log when the job starts.
+endpoint that could not start) go to the job's log when the job starts; an engine that cannot
+serve credentials at all (the swarm, for now) is said once in the server's log.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -29,6 +31,7 @@ from trainforge.runtime.jobspec import JobSpec
 from trainforge.runtime.role_credentials import CredentialsPolicy, credentials_for
 
 ENV_S3_ENDPOINT = "AWS_ENDPOINT_URL_S3"
+log = logging.getLogger("trainforge.runtime")
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class AwsAccess:
         self.static_env = static_env
         # Why this engine cannot serve credentials to its containers ("" when it can).
         self.unavailable = unavailable
+        self._said_unavailable = False
 
     def open(self, spec: JobSpec, warn: Callable[[str], None]) -> Grant:
         """What the job's containers get; call ``close`` once they have ended."""
@@ -85,7 +89,10 @@ class AwsAccess:
         if self.endpoint is None:
             return Grant(env)
         if self.unavailable:
-            warn(f"The container gets no AWS credentials: {self.unavailable}.")
+            # Said once, in the server's log: every job of the engine is alike.
+            if not self._said_unavailable:
+                self._said_unavailable = True
+                log.warning("Containers get no AWS credentials: %s.", self.unavailable)
             return Grant(env)
         try:
             self.endpoint.start()
