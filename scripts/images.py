@@ -184,12 +184,27 @@ def python_tag() -> str:
 # -- images built from a Dockerfile on one of the bases -------------------------------------
 
 
+# Where this machine's CA bundle is: a context marked USES_HOST_CA gets a copy as host-ca.crt,
+# for a build that fetches from PyPI through a proxy this machine trusts and Debian's does not.
+HOST_CA = Path(os.environ.get("PIP_CERT") or "/etc/ssl/certs/ca-certificates.crt")
+
+
 def dockerfile_tag(name: str, context: Path, base: str) -> str:
     tag = f"{name}:{digest(tree_digest(context), base.encode())}"
     if image_exists(tag):
         return tag
     log(f"building {tag}")
-    docker_build("--build-arg", f"BASE={base}", "-t", tag, str(context))
+    if not (context / "USES_HOST_CA").exists():
+        docker_build("--build-arg", f"BASE={base}", "-t", tag, str(context))
+        return tag
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "context"
+        shutil.copytree(context, copy)
+        if HOST_CA.is_file():
+            shutil.copy(HOST_CA, copy / "host-ca.crt")
+        else:
+            (copy / "host-ca.crt").write_text("")
+        docker_build("--build-arg", f"BASE={base}", "-t", tag, str(copy))
     return tag
 
 

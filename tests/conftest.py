@@ -1,7 +1,8 @@
-"""Fixtures shared by every tier: the locally built images, a real S3 endpoint (moto's server
-mode on a loopback port, one process for the whole session; with ``TRAINFORGE_TEST_S3=s3s``,
-s3s-fs instead, a second S3 implementation that checks signatures), a fresh TRAINFORGE_HOME per
-test, and clean-up of the containers a test left behind."""
+"""Fixtures shared by every tier: the locally built images, a real S3 endpoint (moto's server,
+S3 and STS, in a network namespace of the tests' own, one process for the whole session; with
+``TRAINFORGE_TEST_S3=s3s``, s3s-fs on a loopback port instead, a second S3 implementation that
+checks signatures), a fresh TRAINFORGE_HOME per test, and clean-up of the containers a test left
+behind."""
 
 from __future__ import annotations
 
@@ -83,12 +84,15 @@ def sdk3_python() -> Path:
 
 
 @pytest.fixture(scope="session")
-def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """moto's server (or s3s-fs, see above) on a loopback port, started by the first test that
-    needs it; from then on AWS_ENDPOINT_URL_S3 points at it (the processes the tests start
-    inherit it)."""
-    port = free_port()
+def s3_endpoint(aws_environment: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's server (S3 and STS) in a network namespace of the tests' own (tests/
+    s3_namespace.py), where this machine and its containers both reach it, started by the first
+    test that needs it; from then on AWS_ENDPOINT_URL_S3 and AWS_ENDPOINT_URL_STS point at it
+    (the processes the tests start inherit them). With ``TRAINFORGE_TEST_S3=s3s``, s3s-fs on a
+    loopback port instead (S3 only: the tests of `make test-s3s` need no STS and no container
+    reaching S3)."""
     if s3_server_kind() == "s3s":
+        port = free_port()
         data = tmp_path_factory.mktemp("s3s-data")
         proc = s3s.start(
             data,
@@ -97,21 +101,21 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             TEST_ENV["AWS_SECRET_ACCESS_KEY"],
             log=data.parent / "s3s-fs.log",
         )
-    else:
-        server = Path(sys.executable).parent / "moto_server"
-        proc = subprocess.Popen(
-            [str(server), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-    try:
-        wait_for_port(port)
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{port}")
-            yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        try:
+            wait_for_port(port)
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{port}")
+                yield f"http://127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+        return
+    from tests.s3_namespace import moto_in_namespace
+
+    with moto_in_namespace() as endpoint, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AWS_ENDPOINT_URL_S3", endpoint)
+        mp.setenv("AWS_ENDPOINT_URL_STS", endpoint)
+        yield endpoint
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -123,6 +127,7 @@ def aws_environment() -> Iterator[None]:
             "AWS_SESSION_TOKEN",
             "AWS_ENDPOINT_URL",
             "AWS_ENDPOINT_URL_S3",
+            "AWS_ENDPOINT_URL_STS",
             "TRAINFORGE_SERVER_URL",
         ):
             mp.delenv(name, raising=False)
@@ -131,12 +136,15 @@ def aws_environment() -> Iterator[None]:
         yield
 
 
-@pytest.fixture(autouse=True)
-def _s3_beyond_unit_tests(request: pytest.FixtureRequest) -> None:
-    """The API and integration tiers run real jobs against a real S3 endpoint; unit tests need
-    none, and `pytest tests/unit` starts nothing."""
-    if "unit" not in request.node.path.relative_to(ROOT).parts[:2]:
-        request.getfixturevalue("s3_endpoint")
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The API and integration tiers run real jobs against a real S3 (and STS) endpoint; unit
+    tests need none, and `pytest tests/unit` starts nothing. The endpoint comes first, before
+    any module's server fixture, so every server started inherits it."""
+    for item in items:
+        if "unit" not in item.path.relative_to(ROOT).parts[:2]:
+            names = getattr(item, "fixturenames", None)
+            if names is not None and "s3_endpoint" not in names:
+                names.insert(0, "s3_endpoint")
 
 
 @pytest.fixture

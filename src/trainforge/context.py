@@ -18,10 +18,14 @@ from trainforge.domain.allocation import Node
 from trainforge.domain.hosts import hosts_of
 from trainforge.domain.request import CreateTrainingJobRequest
 from trainforge.engines.base import Engine
+from trainforge.errors import CredentialsError, EngineError
+from trainforge.runtime.aws_access import AwsAccess
+from trainforge.runtime.credentials_endpoint import CredentialsEndpoint
 from trainforge.runtime.dataplane import DataPlane, LocalDataPlane
 from trainforge.runtime.execute import JobRunner, RuntimeConfig
 from trainforge.runtime.jobspec import JobSpec
 from trainforge.runtime.registry import RegistryAccess
+from trainforge.runtime.role_credentials import CredentialsPolicy
 from trainforge.runtime.staging import Stager
 from trainforge.scheduler.capacity import refuse_if_never_fits, refuse_if_too_many_hosts
 from trainforge.scheduler.lifecycle import Lifecycle, Placement
@@ -41,6 +45,11 @@ if TYPE_CHECKING:
     from trainforge.service.metrics import MetricsService
 
 _NODES_TTL_SECONDS = 2.0
+
+
+def _s3_endpoint() -> str | None:
+    """The S3 endpoint this process uses, when it is not AWS's."""
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
 def _s3_access_env() -> dict[str, str]:
@@ -109,7 +118,7 @@ class Context:
             log_flush_seconds=self.settings.log_flush_seconds,
             engine_outage_seconds=self.settings.engine_outage_seconds,
             instance_metrics_seconds=self.settings.instance_metrics_seconds,
-            container_env=self.container_env,
+            aws=self.aws_access,
         )
         data: DataPlane
         if self.engine.spans_machines:
@@ -135,16 +144,56 @@ class Context:
 
     def agent_env(self) -> Mapping[str, str]:
         """What agents need to reach S3 as this server does: its credentials, region and
-        endpoint. Never given to a training container (unless asked, see container_env)."""
+        endpoint. Never given to a training container (unless asked, see aws_access)."""
         env = _s3_access_env()
         env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = self.settings.region
         return env
 
-    def container_env(self) -> Mapping[str, str]:
-        """The caller's AWS credentials, only when the user asked for them to be passed."""
-        if not self.settings.pass_aws_credentials:
-            return {}
-        return _s3_access_env()
+    @functools.cached_property
+    def credentials_endpoint(self) -> CredentialsEndpoint | None:
+        """This process's credentials endpoint (started on a job's first use), or None when
+        TRAINFORGE_CREDENTIALS_ADDRESS is empty or the old way is asked for."""
+        settings = self.settings
+        if not settings.credentials_address or settings.pass_aws_credentials:
+            return None
+
+        def hold(address: str) -> None:
+            try:
+                self.engine.hold_address(address, settings.agent_image)
+            except (EngineError, NotImplementedError) as exc:
+                raise CredentialsError(
+                    f"this machine does not hold {address}, trainforge may not add it (it takes "
+                    f"CAP_NET_ADMIN), and the Docker engine could not either: {exc}"
+                ) from None
+
+        return CredentialsEndpoint(
+            settings.credentials_address,
+            settings.credentials_port,
+            settings.home / "credentials",
+            hold,
+        )
+
+    @functools.cached_property
+    def aws_access(self) -> AwsAccess:
+        settings = self.settings
+        policy = CredentialsPolicy(
+            settings.region,
+            settings.assume_role,
+            settings.credentials_duration_seconds,
+            settings.credentials_refresh_seconds,
+            settings.role_mapping,
+        )
+        return AwsAccess(
+            policy,
+            self.credentials_endpoint,
+            _s3_endpoint,
+            _s3_access_env if settings.pass_aws_credentials else None,
+            unavailable=(
+                "the swarm engine does not serve the role's credentials to its containers yet"
+                if self.spans_machines
+                else ""
+            ),
+        )
 
     def check_inputs(self, name: str, request: CreateTrainingJobRequest) -> str | None:
         if self.spans_machines:

@@ -203,3 +203,9 @@ class NoSpace(StorageError):
 class StoreFull(TrainforgeError):
     """The job store's disk is full: the write did not happen and may be retried once space
     returns. Reads still work."""
+
+
+class CredentialsError(TrainforgeError):
+    """AWS credentials for a job's role could not be had (AssumeRole refused, a profile without
+    keys), or the credentials endpoint could not be put in place. The message never carries a
+    secret."""

@@ -30,7 +30,37 @@ def _as_bool(value: Any) -> bool:
 @dataclass(frozen=True)
 class AccessKey:
     access_key_id: str
-    secret_access_key: str
+    secret_access_key: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class RoleSource:
+    """Where a role's credentials come from when AssumeRole is not used: a profile's, or keys."""
+
+    profile: str = ""
+    keys: AccessKey | None = field(default=None, repr=False)
+
+
+def parse_role_credentials(raw: str) -> dict[str, RoleSource]:
+    """`ROLE_ARN=profile:NAME` or `ROLE_ARN=keys:ID:SECRET`, separated by `;`. A role name may
+    hold `=`, so the entry splits at its last `=profile:` or `=keys:`."""
+    mapping: dict[str, RoleSource] = {}
+    for entry in (e.strip() for e in raw.split(";")):
+        if not entry:
+            continue
+        role, marker, value = entry.rpartition("=profile:")
+        if marker and role and value:
+            mapping[role.strip()] = RoleSource(profile=value.strip())
+            continue
+        role, marker, value = entry.rpartition("=keys:")
+        key_id, _, secret = value.partition(":")
+        if not (marker and role and key_id and secret):
+            raise ValueError(
+                "TRAINFORGE_ROLE_CREDENTIALS entries are ROLE_ARN=profile:NAME or "
+                f"ROLE_ARN=keys:ID:SECRET, separated by ';', not {entry.split('=')[0]!r}..."
+            )
+        mapping[role.strip()] = RoleSource(keys=AccessKey(key_id.strip(), secret.strip()))
+    return mapping
 
 
 @dataclass(frozen=True)
@@ -39,8 +69,21 @@ class Settings:
     region: str = DEFAULT_REGION
     account_id: str = DEFAULT_ACCOUNT_ID
     stop_grace_seconds: float = DEFAULT_STOP_GRACE_SECONDS
-    # The caller's AWS credentials reach containers only when asked for (SDK local mode's leak).
+    # The old, less safe way (SDK local mode's): this process's AWS keys in every container's
+    # environment, instead of the credentials endpoint.
     pass_aws_credentials: bool = False
+    # The per-job credentials endpoint containers reach (docs/credentials.md): its address,
+    # held by this machine ("" turns it off), and its port (0: any free port).
+    credentials_address: str = "169.254.170.2"
+    credentials_port: int = 0
+    # AssumeRole of the job's RoleArn with this process's credentials: for how long, and how
+    # long before they expire the endpoint fetches fresh ones.
+    assume_role: bool = True
+    credentials_duration_seconds: int = 3600
+    credentials_refresh_seconds: float = 300.0
+    # `ROLE_ARN=profile:NAME` or `ROLE_ARN=keys:ID:SECRET`, separated by `;`: the credentials
+    # a role's jobs get when AssumeRole is off or refused.
+    role_credentials: str = ""
     keep_containers: bool = False
     keep_workspaces: bool = False
     # Where `trainforge serve` listens, and where the CLI finds a running server.
@@ -99,6 +142,10 @@ class Settings:
         return self.home / "jobs"
 
     @property
+    def role_mapping(self) -> dict[str, RoleSource]:
+        return parse_role_credentials(self.role_credentials)
+
+    @property
     def shared(self) -> tuple[str, ...]:
         return tuple(p.strip().rstrip("/") for p in self.shared_paths.split(",") if p.strip())
 
@@ -111,6 +158,12 @@ _FIELDS: dict[str, type] = {
     "account_id": str,
     "stop_grace_seconds": float,
     "pass_aws_credentials": bool,
+    "credentials_address": str,
+    "credentials_port": int,
+    "assume_role": bool,
+    "credentials_duration_seconds": int,
+    "credentials_refresh_seconds": float,
+    "role_credentials": str,
     "keep_containers": bool,
     "keep_workspaces": bool,
     "host": str,
@@ -164,6 +217,8 @@ _NOT_NEGATIVE = (
     "http_body_timeout_seconds",
     "swarm_place_seconds",
     "spot_interruptions_per_hour",
+    "credentials_port",
+    "credentials_refresh_seconds",
 )
 
 
@@ -247,6 +302,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         values["access_keys"] = _parse_access_keys(env["TRAINFORGE_ACCESS_KEYS"])
     settings = Settings(home=home, **values)
     parse_registry_auth(settings.registry_auth)
+    # A malformed mapping is refused at start, not at a job's.
+    parse_role_credentials(settings.role_credentials)
+    if settings.credentials_duration_seconds < 900:
+        raise ValueError(
+            "TRAINFORGE_CREDENTIALS_DURATION_SECONDS must be at least 900 (STS's minimum)"
+        )
     if settings.engine not in ENGINES:
         raise ValueError(
             f"TRAINFORGE_ENGINE must be one of {', '.join(ENGINES)}, not {settings.engine!r}"

@@ -259,7 +259,8 @@ CONTRACT = """
 echo "args $0 $*"
 echo "hyperparameters $(cat /opt/ml/input/config/hyperparameters.json)"
 echo "inputdataconfig $(cat /opt/ml/input/config/inputdataconfig.json)"
-echo "aws $(env | grep -o '^AWS_[A-Z_]*' | sort | tr '\\n' ' ')"
+echo "aws $(env | grep -o '^AWS_[A-Z0-9_]*' | sort | tr '\\n' ' ')"
+echo "s3 $AWS_ENDPOINT_URL_S3"
 echo "shared $(cat /opt/ml/input/data/local/shared.txt)"
 echo started
 while true; do sleep 0.2; done
@@ -270,7 +271,7 @@ def test_the_container_contract_is_the_one_of_one_machine(
     setup: SwarmSetup, images: dict[str, str], bucket: str, tmp_path: Path
 ) -> None:
     """Invocation, config files, environment (the agents' S3 credentials never reach the
-    container), a local channel under a path every node shares, MaxRuntimeInSeconds."""
+    container, the S3 endpoint does), a local channel under a path every node shares, MaxRuntimeInSeconds."""
     shared = tmp_path / "shared"
     shared.mkdir()
     (shared / "shared.txt").write_text("seen by every node")
@@ -312,7 +313,17 @@ def test_the_container_contract_is_the_one_of_one_machine(
             "RecordWrapperType": "None",
         },
     }
-    assert value(lines, "aws").split() == ["AWS_DEFAULT_REGION", "AWS_REGION"]
+    # The S3 endpoint the server uses, reachable from the nodes; no credentials of any kind.
+    assert value(lines, "aws").split() == [
+        "AWS_DEFAULT_REGION",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_REGION",
+    ]
+    assert value(lines, "s3") == setup.s3_endpoint
+    assert not [line for line in lines if "WARNING" in line], lines
+    assert "Containers get no AWS credentials: the swarm engine does not serve" in "".join(
+        f.read_text() for f in server.log_files
+    )
     assert value(lines, "shared") == "seen by every node"
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from trainforge.settings import AccessKey, Settings, load_settings
+from trainforge.settings import AccessKey, RoleSource, Settings, load_settings
 
 
 def env(home: Path, **values: str) -> dict[str, str]:
@@ -239,3 +239,33 @@ def test_spot_interruptions_per_hour(tmp_path: Path) -> None:
         ValueError, match="TRAINFORGE_SPOT_INTERRUPTIONS_PER_HOUR must not be negative"
     ):
         load_settings(env(tmp_path, TRAINFORGE_SPOT_INTERRUPTIONS_PER_HOUR="-1"))
+
+
+def test_role_credentials_map_roles_to_profiles_or_keys() -> None:
+    settings = load_settings(
+        {
+            "TRAINFORGE_HOME": "/tmp/tf-home",
+            "TRAINFORGE_ROLE_CREDENTIALS": (
+                "arn:aws:iam::1:role/a=profile:team-a; arn:aws:iam::1:role/b=x=keys:AKIDB:sec:ret"
+            ),
+        }
+    )
+    mapping = settings.role_mapping
+    assert mapping["arn:aws:iam::1:role/a"] == RoleSource(profile="team-a")
+    # A role name may hold '='; a secret may hold ':'.
+    assert mapping["arn:aws:iam::1:role/b=x"] == RoleSource(keys=AccessKey("AKIDB", "sec:ret"))
+    assert "sec:ret" not in repr(mapping)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("TRAINFORGE_ROLE_CREDENTIALS", "arn:aws:iam::1:role/a=team-a", "ROLE_ARN=profile:NAME"),
+        ("TRAINFORGE_CREDENTIALS_DURATION_SECONDS", "600", "at least 900"),
+    ],
+)
+def test_bad_credentials_settings_are_refused_at_start(
+    variable: str, value: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        load_settings({"TRAINFORGE_HOME": "/tmp/tf-home", variable: value})

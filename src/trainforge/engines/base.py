@@ -219,6 +219,12 @@ class Engine(Protocol):
         ``NotImplementedError`` when the engine cannot see its hosts' use."""
         ...
 
+    def hold_address(self, address: str, image: str) -> None:
+        """Have the machine that runs the containers hold ``address`` on its loopback interface,
+        from a short-lived container of ``image`` (trainforge's agent image) on the machine's
+        network with CAP_NET_ADMIN. Raises ``EngineError`` saying why it could not."""
+        ...
+
     def run_task(
         self,
         task: AgentTask,

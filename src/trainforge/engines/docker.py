@@ -283,6 +283,19 @@ class DockerEngine:
             self.docker.remove_container(str(found["Id"]))
         self.docker.remove_networks(labels)
 
+    def hold_address(self, address: str, image: str) -> None:
+        code, output = self.docker.run_once(
+            image,
+            ("python3", "-m", "trainforge.runtime.linkaddress", address),
+            host_network_admin=True,
+        )
+        if code != 0:
+            lines = output.strip().splitlines()
+            raise EngineError(
+                f"{self.describe()} could not add {address} to the machine's loopback interface "
+                f"with {image}: {lines[-1] if lines else f'exit code {code}'}"
+            )
+
     def run_task(
         self,
         task: AgentTask,

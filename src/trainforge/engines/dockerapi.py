@@ -299,10 +299,16 @@ class DockerApi:
         return str(self.call(action, self.api.inspect_image, tag)["Id"])
 
     def run_once(
-        self, image: str, command: Sequence[str], gpu_ids: Sequence[str] = ()
+        self,
+        image: str,
+        command: Sequence[str],
+        gpu_ids: Sequence[str] = (),
+        host_network_admin: bool = False,
     ) -> tuple[int, str]:
         """Run ``command`` in a container of ``image`` to its end: its exit code and output.
-        With ``gpu_ids``, those GPUs are given to it as a training container gets them."""
+        With ``gpu_ids``, those GPUs are given to it as a training container gets them.
+        ``host_network_admin``: on the machine's own network, with CAP_NET_ADMIN (and nothing
+        else privileged), to change that network."""
         action = f"run {image}"
         host_config = None
         if gpu_ids:
@@ -311,6 +317,8 @@ class DockerApi:
                     docker.types.DeviceRequest(device_ids=list(gpu_ids), capabilities=[["gpu"]])
                 ]
             )
+        elif host_network_admin:
+            host_config = self.api.create_host_config(network_mode="host", cap_add=["NET_ADMIN"])
         container = self.call(
             action,
             self.api.create_container,

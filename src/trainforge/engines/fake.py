@@ -276,6 +276,9 @@ class FakeEngine:
         with self._cond:
             self.jobs.pop(job, None)
 
+    def hold_address(self, address: str, image: str) -> None:
+        raise NotImplementedError("the fake engine runs no containers")
+
     def run_task(
         self,
         task: AgentTask,

@@ -422,6 +422,9 @@ class SwarmEngine:
                 pass
             done.wait(_POLL_SECONDS)
 
+    def hold_address(self, address: str, image: str) -> None:
+        raise NotImplementedError("the swarm's nodes are not held for the credentials endpoint yet")
+
     def run_task(
         self,
         task: AgentTask,

@@ -15,7 +15,7 @@ import math
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from trainforge.domain import contract
@@ -37,6 +37,7 @@ from trainforge.errors import (
     JobFailure,
     StorageCancelled,
 )
+from trainforge.runtime.aws_access import AwsAccess, Grant
 from trainforge.runtime.dataplane import DataPlane
 from trainforge.runtime.image_checks import image_warnings
 from trainforge.runtime.instance_metrics import InstanceSampler
@@ -67,7 +68,8 @@ class RuntimeConfig:
     log_flush_seconds: float = 0.2
     engine_outage_seconds: float = 60.0
     instance_metrics_seconds: float = 10.0
-    container_env: Callable[[], Mapping[str, str]] = dict
+    # What the containers get to reach AWS (S3 endpoint, the role's credentials); None: nothing.
+    aws: AwsAccess | None = None
 
 
 @dataclass(frozen=True)
@@ -133,16 +135,22 @@ class JobRunner:
             return Outcome.failed(JobFailure.client(str(exc)))
         except EngineError as exc:
             return Outcome.failed(JobFailure.platform(str(exc)))
+        # Before Training: AssumeRole takes a round trip, and a host's log stream opens as
+        # soon as Training begins.
+        grant = self.config.aws.open(spec, reporter.warning) if self.config.aws else Grant()
         if early.check():
+            self._close_aws(spec)
             return Outcome.ended_early(early.ending)
         reporter.phase(Phase.TRAINING)
-        group = self._group(spec, allocation, mounts, reporter, source)
+        group = self._group(spec, allocation, mounts, reporter, source, grant)
         self._started.add(spec.name)
         try:
             self.engine.start(group)
         except ContainerStartError as exc:
+            self._close_aws(spec)
             return Outcome.failed(JobFailure.client(str(exc)))
         except EngineError as exc:
+            self._close_aws(spec)
             return Outcome.failed(JobFailure.platform(str(exc)))
         state = WatchState()
         deadline = started + spec.max_runtime_seconds
@@ -158,6 +166,9 @@ class JobRunner:
     ) -> Outcome:
         """Carry on with the hosts a dead worker started: logs, stop, max runtime, upload."""
         self._started.add(spec.name)
+        if self.config.aws is not None and resume.ending is None:
+            # The containers hold their token still: it is served again, fresh credentials too.
+            self.config.aws.open(spec, reporter.warning)
         state = WatchState(ending=resume.ending, terminated_at=resume.terminated_at)
         deadline = resume.training_start_time + spec.max_runtime_seconds
         return self._watch_and_collect(
@@ -172,6 +183,7 @@ class JobRunner:
         the caller tries again. A job that never started a host has nothing to wait for."""
         started = spec.name in self._started
         self._started.discard(spec.name)
+        self._close_aws(spec)
         if not self.config.keep_workspaces:
             self.data.release(spec)
         if not self.config.keep_containers:
@@ -189,6 +201,10 @@ class JobRunner:
         self.data.release(spec)
         self.engine.remove(spec.name)
         self._started.discard(spec.name)
+
+    def _close_aws(self, spec: JobSpec) -> None:
+        if self.config.aws is not None:
+            self.config.aws.close(spec)
 
     # -- start -----------------------------------------------------------------------------
 
@@ -212,10 +228,12 @@ class JobRunner:
         mounts: Mapping[str, tuple[Mount, ...]],
         reporter: Reporter,
         source: ImageSource | None = None,
+        grant: Grant | None = None,
     ) -> GroupSpec:
         source = source or ImageSource(spec.image)
+        grant = grant or Grant()
         entrypoint, command = container_invocation(spec)
-        env = self._environment(spec)
+        env = self._environment(spec, grant)
         started = int(time.time())
         hosts = []
         for host in spec.hosts:
@@ -234,7 +252,7 @@ class JobRunner:
                     entrypoint=entrypoint,
                     command=command,
                     env=env,
-                    mounts=tuple(mounts.get(host.name, ())),
+                    mounts=(*mounts.get(host.name, ()), *grant.mounts),
                     limits=limits,
                     stream=stream,
                     node=given.node if given is not None else None,
@@ -248,16 +266,15 @@ class JobRunner:
             source.auth,
         )
 
-    def _environment(self, spec: JobSpec) -> dict[str, str]:
+    def _environment(self, spec: JobSpec, grant: Grant) -> dict[str, str]:
         env = {
             contract.ENV_JOB_NAME: spec.name,
             contract.ENV_JOB_ARN: spec.arn,
             contract.ENV_REGION: spec.region,
             contract.ENV_DEFAULT_REGION: spec.region,
         }
-        if not spec.network_isolation:
-            # An isolated container gets no AWS credentials, whatever was asked (spec §14).
-            env.update(self.config.container_env())
+        # An isolated job's grant is empty: no AWS credentials, whatever was asked (spec §14).
+        env.update(grant.env)
         env.update(spec.environment)
         return env
 
@@ -310,6 +327,8 @@ class JobRunner:
                 watch.kill_now()
             raise
         finally:
+            # The containers have ended: their token is refused from now on.
+            self._close_aws(spec)
             sampler.stop()
             for error in pump.close():
                 reporter.warning(f"Reading the container output failed: {error}")

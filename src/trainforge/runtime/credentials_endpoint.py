@@ -1,0 +1,211 @@
+"""The credentials endpoint: an HTTP server of this process that hands each running job's
+containers the credentials of the job's role, in the format ECS serves and every AWS SDK's
+container-credentials provider reads (``AccessKeyId``, ``SecretAccessKey``, ``Token``,
+``Expiration``, ``RoleArn``).
+
+A job is opened with a fresh random token, written to a file that is bind-mounted read-only into
+its containers and named by ``AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE``, so ``docker inspect``
+shows no secret; ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` names the endpoint. A request is answered
+with the credentials of the one job whose token it carries, only while that job is open (from its
+start to the end of its containers); any other request gets 403. The SDKs accept plain HTTP only
+from loopback or a few link-local addresses, so the endpoint listens on one of those held by the
+machine (``runtime.linkaddress``): containers on a Docker bridge reach it through their gateway.
+
+This module never logs a request, a token or a credential.
+"""
+
+from __future__ import annotations
+
+import errno
+import hmac
+import json
+import os
+import secrets
+import shutil
+import socket
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path, PurePosixPath
+
+from trainforge.errors import CredentialsError
+from trainforge.runtime.linkaddress import hold_address
+from trainforge.runtime.role_credentials import JobCredentials
+
+# Where the token file appears inside a container.
+TOKEN_PATH = PurePosixPath("/etc/trainforge/aws-container-authorization-token")
+ENV_FULL_URI = "AWS_CONTAINER_CREDENTIALS_FULL_URI"
+ENV_TOKEN_FILE = "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"
+_PATH = "/v1/credentials"
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    endpoint: CredentialsEndpoint
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Nothing of a request is logged (it carries a token)."""
+
+    def _answer(self, status: int, body: dict[str, str]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        token = self.headers.get("Authorization", "")
+        job = self.server.endpoint.job_of(token)
+        if job is None:
+            self._answer(403, {"code": "AccessDenied", "message": "Unknown or expired token."})
+            return
+        try:
+            found = job.current()
+        except CredentialsError as exc:
+            self._answer(500, {"code": "CredentialsUnavailable", "message": str(exc)})
+            return
+        self._answer(
+            200,
+            {
+                "AccessKeyId": found.access_key_id,
+                "SecretAccessKey": found.secret_access_key,
+                "Token": found.session_token,
+                "Expiration": _iso(found.expiration),
+                "RoleArn": job.role_arn,
+            },
+        )
+
+
+class CredentialsEndpoint:
+    """Started on the first ``open``. ``hold`` is how the address gets onto the machine when
+    this process cannot add it itself (through the Docker engine); it raises
+    ``CredentialsError``."""
+
+    def __init__(
+        self,
+        address: str,
+        port: int,
+        token_dir: Path,
+        hold: Callable[[str], None] | None = None,
+    ) -> None:
+        self.address = address
+        self.port = port
+        self.token_dir = token_dir
+        self._hold = hold
+        self._server: _Server | None = None
+        self._jobs: dict[str, tuple[str, JobCredentials]] = {}
+        self._lock = threading.Lock()
+        self._failure: str | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return f"http://{host}:{self.port}{_PATH}"
+
+    def start(self) -> None:
+        """Listen, holding the address first when the machine does not have it yet. Raises
+        ``CredentialsError`` saying why it could not (and again, at once, on later calls)."""
+        with self._lock:
+            if self._server is not None:
+                return
+            if self._failure is not None:
+                raise CredentialsError(self._failure)
+            try:
+                server = self._bind()
+            except CredentialsError as exc:
+                self._failure = str(exc)
+                raise
+            server.endpoint = self
+            self.port = int(server.server_address[1])
+            self._server = server
+        threading.Thread(
+            target=server.serve_forever, name="credentials-endpoint", daemon=True
+        ).start()
+
+    def _bind(self) -> _Server:
+        family = socket.AF_INET6 if ":" in self.address else socket.AF_INET
+        _Server.address_family = family
+        try:
+            return _Server((self.address, self.port), _Handler)
+        except OSError as exc:
+            if exc.errno != errno.EADDRNOTAVAIL:
+                raise CredentialsError(
+                    f"the credentials endpoint cannot listen on {self.address}:{self.port}: {exc}"
+                ) from None
+        self._hold_address()
+        try:
+            return _Server((self.address, self.port), _Handler)
+        except OSError as exc:
+            raise CredentialsError(
+                f"the credentials endpoint cannot listen on {self.address}:{self.port}: {exc}"
+            ) from None
+
+    def _hold_address(self) -> None:
+        try:
+            hold_address(self.address)
+            return
+        except PermissionError:
+            if self._hold is None:
+                raise CredentialsError(
+                    f"this machine does not hold {self.address} and trainforge may not add it "
+                    "(it takes CAP_NET_ADMIN)"
+                ) from None
+        except OSError as exc:
+            raise CredentialsError(f"{self.address} cannot be added: {exc}") from None
+        self._hold(self.address)
+
+    def stop(self) -> None:
+        with self._lock:
+            server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+
+    def open(self, job: str, credentials: JobCredentials) -> Path:
+        """Start serving ``credentials`` to ``job``'s containers; returns the token file to
+        mount at ``TOKEN_PATH``. A job opened again (a worker taking it over) keeps the token
+        its containers already hold."""
+        self.start()
+        directory = self.token_dir / job
+        token_file = directory / "token"
+        token = token_file.read_text().strip() if token_file.is_file() else ""
+        if not token:
+            token = secrets.token_urlsafe(32)
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # Readable by whatever user the container runs as; the directory keeps it from
+            # this machine's other users.
+            written = directory / "token.new"
+            written.write_text(token)
+            os.chmod(written, 0o444)
+            written.replace(token_file)
+        with self._lock:
+            self._jobs[job] = (token, credentials)
+        return token_file
+
+    def close(self, job: str) -> None:
+        """The job's token is refused from now on and its file goes."""
+        with self._lock:
+            self._jobs.pop(job, None)
+        shutil.rmtree(self.token_dir / job, ignore_errors=True)
+
+    def job_of(self, token: str) -> JobCredentials | None:
+        if not token:
+            return None
+        with self._lock:
+            jobs = list(self._jobs.values())
+        found = None
+        for known, credentials in jobs:
+            if hmac.compare_digest(known.encode(), token.encode()):
+                found = credentials
+        return found
