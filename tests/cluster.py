@@ -8,14 +8,13 @@ services, swarm membership, daemons, namespaces, bridge, data roots.
 from __future__ import annotations
 
 import contextlib
-import random
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.dockerd import Bridge, PrivateDaemon, load_images, unique
+from tests.dockerd import Bridge, PrivateDaemon, claimed_subnet, load_images, unique
 
 
 @dataclass
@@ -99,7 +98,13 @@ def swarm(
     """A swarm of ``size`` nodes with ``images`` loaded on each (ids kept); with
     ``prefer_offline`` False the nodes pull images they lack (tasks first try a pull of every
     image, which fails at once where no route leads out)."""
-    net = random.randint(10, 250)
+    with claimed_subnet("10.250") as net:
+        yield from _swarm(net, size, images, prefer_offline, **config)
+
+
+def _swarm(
+    net: int, size: int, images: Sequence[str], prefer_offline: bool, **config: object
+) -> Iterator[Swarm]:
     bridge = Bridge(unique("tfhub"), net)
     cluster = Swarm(bridge)
     try:

@@ -39,6 +39,35 @@ def run(*args: str, check: bool = True, timeout: float = 60, **kwargs: Any) -> s
     return done.stdout
 
 
+@contextlib.contextmanager
+def claimed_subnet(prefix: str) -> Iterator[int]:
+    """A free ``<prefix>.<net>.0/24`` for this process to use until the block ends: held by a
+    lock file (released even when the process dies), and skipped while any interface still
+    carries an address in it (left by a run that was killed). Test processes running side by
+    side (xdist workers) never pick the same one."""
+    import fcntl
+    import random
+
+    candidates = list(range(10, 251))
+    random.shuffle(candidates)
+    for net in candidates:
+        lock = open(f"/tmp/trainforge-subnet-{prefix}.{net}.lock", "w")  # noqa: SIM115
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            continue
+        if run("ip", "-o", "addr", "show", "to", f"{prefix}.{net}.0/24").strip():
+            lock.close()
+            continue
+        try:
+            yield net
+        finally:
+            lock.close()
+        return
+    raise RuntimeError(f"no free subnet under {prefix}.0.0/16")
+
+
 def can_run_daemons() -> str | None:
     """Why daemons of our own cannot start here, or None."""
     if os.geteuid() != 0:

@@ -7,22 +7,25 @@ Torn down, moto and namespace, even when a test fails."""
 from __future__ import annotations
 
 import contextlib
-import random
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 from tests.conftest import wait_for_port
-from tests.dockerd import run, unique
+from tests.dockerd import claimed_subnet, run, unique
 
 _PORT = 5000
 
 
 @contextlib.contextmanager
 def moto_in_namespace() -> Iterator[str]:
+    with claimed_subnet("10.251") as net:
+        yield from _moto_in_namespace(net)
+
+
+def _moto_in_namespace(net: int) -> Iterator[str]:
     name = unique("tfs3")
-    net = random.randint(10, 250)
     outer, inner = f"10.251.{net}.1", f"10.251.{net}.2"
     root_end = f"h{name}"[-15:]
     run("ip", "netns", "add", name)
