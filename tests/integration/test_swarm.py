@@ -327,11 +327,14 @@ def test_the_container_contract_is_the_one_of_one_machine(
     assert value(lines, "shared") == "seen by every node"
 
 
+# The trap comes first: algo-2 can fail as soon as it sees algo-1, while algo-1 may still be
+# looking for algo-2, and a SIGTERM before the trap would go unanswered (PID 1 ignores it).
 FAILS_ON_TWO = (
-    PEERS.format(n=2)
+    """trap 'echo "terminated by the platform"; exit 143' TERM
+"""
+    + PEERS.format(n=2)
     + """
 if [ "$(hostname)" = algo-2 ]; then echo "ValueError: broken" > /opt/ml/output/failure; exit 3; fi
-trap 'echo "terminated by the platform"; exit 143' TERM
 while true; do sleep 0.1; done
 """
 )
