@@ -88,10 +88,6 @@ def _first(tasks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return oldest
 
 
-# How often, and for how long after a host ended, an empty read of its log is tried again.
-_LOG_SETTLE_TRIES = 4
-_LOG_SETTLE_WINDOW = 10.0
-
 _NON_ZERO_EXIT = re.compile(r"non-zero exit \((\d+)\)")
 
 
@@ -327,16 +323,12 @@ class SwarmEngine:
         if service is None:
             return
         last = since_ns
-        # A node ships an ended task's last lines to the manager a moment after the task ends:
-        # a read that finds nothing new right after the end is tried again, a few times.
-        settle = _LOG_SETTLE_TRIES
         while True:
             # The states the job's watch read last (a poll of its own when there is none).
             with self._lock:
                 known = self._last.get(job)
             state = (known if known is not None else self.states(job)).get(host)
             running = follow and state is not None and state.running
-            before = last
             # The log of the task that runs the host, not the service's: once a stop has left
             # an unplaceable task beside it, Docker answers the service's log incompletely.
             task = _first(self.docker.tasks([service["ID"]])).get(service["ID"])
@@ -356,11 +348,7 @@ class SwarmEngine:
                 last = max(last, line.ts_ns)
                 yield line
             if not running:
-                ended = state.finished_at if state is not None else None
-                recent = ended is not None and time.time() - ended < _LOG_SETTLE_WINDOW
-                if last != before or not recent or settle <= 0:
-                    return
-                settle -= 1
+                return
             time.sleep(0.5)
 
     def container_ids(self, job: str) -> dict[str, str]:
