@@ -42,12 +42,13 @@ example: $(VENV)/.installed
 	bash examples/iris/run.sh
 
 ## The whole test suite (what CI runs): builds the test images and the SDK v3 environment once
-## (side by side: most of it is waiting on downloads and debootstrap), then pytest in two workers,
-## each test file whole in one of them (a file's fixtures, the swarm's cluster among them, are
-## made once), so the swarm's slow tests run beside the rest.
+## (side by side: most of it is waiting on downloads and debootstrap), then pytest in three
+## workers, each test file whole in one of them (a file's fixtures, the swarm's cluster among them,
+## are made once), so the swarm's slow tests run beside the rest. Three on two cores: most of a
+## test's time is spent waiting on containers, not computing.
 test: $(VENV)/.installed-dev
 	$(MAKE) -j3 --no-print-directory $(SDK3)/.installed images agent-image
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 3 --dist loadfile
 
 ## The tests that move data through S3, against s3s-fs (a second S3 implementation, built from
 ## crates.io with cargo once and cached under .cache/s3s-fs) instead of moto. The swarm's tests
