@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import botocore.exceptions
 
+from trainforge.clients.answers import refusal
 from trainforge.domain.images import RegistryAuth
 from trainforge.errors import RegistryLoginFailed
 
@@ -65,10 +66,9 @@ def fetch_token(registry: EcrRegistry) -> Token:
         data = answer["authorizationData"][0]
         decoded = base64.b64decode(data["authorizationToken"]).decode()
     except botocore.exceptions.ClientError as exc:
-        error = exc.response.get("Error", {})
         raise RegistryLoginFailed(
             f"the ECR login for {registry.host} failed: GetAuthorizationToken answered "
-            f"{error.get('Code', 'Error')}: {error.get('Message', '')}".rstrip(": ")
+            + refusal(exc)
         ) from exc
     except (botocore.exceptions.BotoCoreError, KeyError, IndexError, ValueError) as exc:
         raise RegistryLoginFailed(

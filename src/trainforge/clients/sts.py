@@ -16,6 +16,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
+from trainforge.clients.answers import refusal
 from trainforge.errors import CredentialsError
 
 # An unreachable STS must not hold a job's start for long: a few seconds, one try.
@@ -64,11 +65,7 @@ def assume_role(
             DurationSeconds=duration_seconds,
         )
     except botocore.exceptions.ClientError as exc:
-        error = exc.response.get("Error", {})
-        raise CredentialsError(
-            f"STS refused AssumeRole for {role_arn}: {error.get('Code', 'error')}: "
-            f"{error.get('Message', '')}".rstrip(": ")
-        ) from None
+        raise CredentialsError(f"STS refused AssumeRole for {role_arn}: {refusal(exc)}") from None
     except botocore.exceptions.BotoCoreError as exc:
         raise CredentialsError(f"AssumeRole for {role_arn} failed: {exc}") from None
     given = answer["Credentials"]
