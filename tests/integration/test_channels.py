@@ -1,5 +1,5 @@
 """Issue 2, point 5: File-mode channels from a real S3 endpoint (moto's server mode over HTTP)
-and from local paths, the key → path rules of spec §7.2, manifests, sharding, read-only data, and
+and from local paths, the key → path rules of spec §7.2, manifests, sharding, which data is read-only, and
 the seed's own pattern (a script delivered through an S3 channel)."""
 
 from __future__ import annotations
@@ -141,16 +141,50 @@ def test_single_file_local_channel_mounts_only_that_file(
     assert log_messages(home, request["TrainingJobName"]) == ["wanted.csv"]
 
 
-def test_s3_channel_is_read_only_too(
-    images: dict[str, str], home: Path, bucket: str, s3: object
+# Each host writes a file of its name into the channel, then lists it. Were the copy shared,
+# whichever host lists last would see the other's file too (the other wrote before it listed).
+OWN_COPY_SCRIPT = (
+    "if (echo x > /opt/ml/input/data/train/$(hostname).txt) 2>/dev/null; then "
+    'echo "$(hostname) WRITABLE"; else echo "$(hostname) READ-ONLY"; fi\n'
+    "echo \"$(hostname) seen $(ls /opt/ml/input/data/train | tr '\\n' ' ')\"\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        (
+            "File",
+            [
+                "algo-1 WRITABLE",
+                "algo-1 seen a.csv algo-1.txt ",
+                "algo-2 WRITABLE",
+                "algo-2 seen a.csv algo-2.txt ",
+            ],
+        ),
+        (
+            "FastFile",
+            ["algo-1 READ-ONLY", "algo-1 seen a.csv ", "algo-2 READ-ONLY", "algo-2 seen a.csv "],
+        ),
+    ],
+)
+def test_an_s3_channel_is_each_hosts_own_writable_copy_in_file_mode_read_only_in_fastfile(
+    images: dict[str, str], home: Path, bucket: str, s3: object, mode: str, expected: list[str]
 ) -> None:
-    _put(s3, bucket, {"in/a.csv": "1"})
+    # As on SageMaker's instances, where the SDK v3's ModelTrainer chmods its driver script in
+    # its sm_drivers channel; FastFile's streamed view is read-only there.
+    _put(s3, bucket, {f"{mode}/a.csv": "1"})
     request = script_job(
-        images["busybox"], home, WRITE_SCRIPT, channels=[channel("train", f"s3://{bucket}/in/")]
+        images["busybox"],
+        home,
+        OWN_COPY_SCRIPT,
+        channels=[channel("train", f"s3://{bucket}/{mode}/", InputMode=mode)],
     )
+    request["ResourceConfig"]["InstanceCount"] = 2
     result = run_job(home, request)
     assert result.status == "Completed", result.stderr
-    assert log_messages(home, request["TrainingJobName"]) == ["READ-ONLY", "KEPT"]
+    lines = log_messages(home, request["TrainingJobName"])
+    assert sorted(line.split(" | ", 1)[-1] for line in lines) == expected, lines
 
 
 def test_sharded_by_s3_key_splits_objects_across_hosts(

@@ -1,8 +1,9 @@
 """Issue 12 (part A): a job's containers get its role's credentials through the credentials
 endpoint (AssumeRole against moto's STS, the job's name as the session name), never as keys in
 their environment, and the S3 endpoint trainforge uses; the SageMaker SDK's framework estimator
-runs AWS's training toolkit to Completed with them; one job's token never gets another job's
-credentials and a job's token dies with it; an isolated job gets none of it."""
+runs AWS's training toolkit to Completed with them, and SDK v3's ModelTrainer with SourceCode
+runs its own drivers (sm_train.sh) to Completed the same way; one job's token never gets another
+job's credentials and a job's token dies with it; an isolated job gets none of it."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import boto3
 import pytest
 
 from tests.conftest import _remove_containers_of, image_builder
+from tests.sdk_support import run_sdk_script, sdk_env
 from tests.server_support import RunningServer, start_server
 from tests.support import log_messages, run_job, script_job, unique_name
 
@@ -147,6 +149,96 @@ def test_sdk_pytorch_estimator_runs_the_toolkit_with_the_roles_credentials(
     describe = server.client("sagemaker").describe_training_job(TrainingJobName=job)
     assert "SecretAccessKey" not in json.dumps(describe, default=str)
     assert not (server.home / "credentials" / job).exists(), "the job's token outlived it"
+
+
+# -- SDK v3: ModelTrainer with SourceCode -----------------------------------------------------
+
+# v3 runs no toolkit: it uploads the source dir as a `code` channel and its own drivers as an
+# `sm_drivers` channel, and sets the entry command to `/bin/bash -c ".../sm_train.sh"`, which
+# writes /opt/ml/input/sm_training.env from the config files and runs the entry script with the
+# hyperparameters as arguments.
+TRAIN_V3_PY = """
+import argparse, os
+import boto3
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--epochs", type=int)
+args = parser.parse_args()
+with open(os.path.join(os.environ["SM_CHANNEL_TRAIN"], "data.csv")) as f:
+    rows = f.read().split()
+identity = boto3.client("sts").get_caller_identity()["Arn"]
+s3 = boto3.client("s3")
+bucket, key = os.environ["RESULT_BUCKET"], "from-v3-script/" + os.environ["TRAINING_JOB_NAME"]
+s3.put_object(Bucket=bucket, Key=key, Body=identity.encode())
+print("v3 read back", s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode(), flush=True)
+with open(os.path.join(os.environ["SM_MODEL_DIR"], "model.txt"), "w") as f:
+    f.write(f"v3 trained {args.epochs} epochs on {len(rows)} rows")
+print(f"v3 script done: {args.epochs} epochs on {len(rows)} rows", flush=True)
+"""
+
+SDK3_TRAIN = """
+import logging, sys
+from sagemaker.core.helper.session_helper import Session
+from sagemaker.train import ModelTrainer
+from sagemaker.train.configs import Compute, InputData, SourceCode
+
+# v3 shows the job's log through the logging module, at INFO.
+logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+image, source_dir, bucket, role, sts = sys.argv[1:6]
+trainer = ModelTrainer(
+    training_image=image,
+    source_code=SourceCode(source_dir=source_dir, entry_script="train.py"),
+    role=role,
+    sagemaker_session=Session(default_bucket=bucket),
+    compute=Compute(instance_type="ml.m5.large", instance_count=1),
+    base_job_name="sdk3-source",
+    hyperparameters={"epochs": 4},
+    environment={"RESULT_BUCKET": bucket, "AWS_ENDPOINT_URL_STS": sts},
+)
+channels = [InputData(channel_name="train", data_source=f"s3://{bucket}/train/")]
+trainer.train(input_data_config=channels, wait=True, logs=True)
+print("JOB", trainer._latest_training_job.training_job_name)
+"""
+
+
+def test_sdk_v3_model_trainer_with_source_code_runs_with_the_roles_credentials(
+    server: RunningServer,
+    images: dict[str, str],
+    s3_endpoint: str,
+    sdk3_python: Path,
+    tmp_path: Path,
+) -> None:
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    bucket = unique_name("tf-sdk3")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="train/data.csv", Body=b"1,2\n3,4\n5,6\n")
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "train.py").write_text(TRAIN_V3_PY)
+    role = "arn:aws:iam::000000000000:role/sdk3-trainer"
+    proc = run_sdk_script(
+        sdk3_python, SDK3_TRAIN, images["sagemaker-toolkit"], str(source), bucket, role,
+        s3_endpoint, env=sdk_env(server.url), cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout
+    job = next(line.split()[1] for line in proc.stdout.splitlines() if line.startswith("JOB "))
+    # sm_train.sh ran the entry script from the code channel with the hyperparameter as an
+    # argument and the channel's data; its boto3 had the role's credentials (session = job).
+    assert "v3 script done: 4 epochs on 3 rows" in proc.stdout
+    identity = f"arn:aws:sts::000000000000:assumed-role/sdk3-trainer/{job}"
+    assert f"v3 read back {identity}" in proc.stdout
+    assert "Final Resource Status: [bold]Completed" in proc.stdout
+    described = server.client("sagemaker").describe_training_job(TrainingJobName=job)
+    assert described["TrainingJobStatus"] == "Completed"
+    model_uri = described["ModelArtifacts"]["S3ModelArtifacts"]
+    assert model_uri.startswith(f"s3://{bucket}/") and model_uri.endswith("/model.tar.gz")
+    model = s3.get_object(Bucket=bucket, Key=model_uri.split("/", 3)[3])["Body"].read()
+    path = tmp_path / "model.tar.gz"
+    path.write_bytes(model)
+    with tarfile.open(path) as tar:
+        member = tar.extractfile("model.txt")
+        assert member is not None
+        assert member.read() == b"v3 trained 4 epochs on 3 rows"
 
 
 # -- the endpoint itself: tokens per job, refresh ----------------------------------------------

@@ -75,7 +75,8 @@ def prepare_trees(
 ) -> dict[str, tuple[Mount, ...]]:
     """Stage the channels and checkpoints of ``workspace``'s hosts; what each host mounts: its
     tree at /opt/ml, its config files read-only over /opt/ml/input/config, its channels
-    read-only, its checkpoint directory at CheckpointConfig.LocalPath."""
+    (writable where they are its own File-mode copy), its checkpoint directory at
+    CheckpointConfig.LocalPath."""
     staged = stager.stage(spec, workspace, should_stop)
     stager.restore_checkpoints(spec, workspace, should_stop)
     mounts: dict[str, tuple[Mount, ...]] = {}

@@ -1,7 +1,10 @@
 """Input channels in File mode: S3 data downloaded under the job's workspace, local paths mounted
-where they are (spec §7). Either way the container sees the channel read-only at
-``/opt/ml/input/data/<channel>``. FastFile channels are staged the same way. A Pipe channel is
-listed here by the same rules and its first FIFO made; ``runtime.pipes`` feeds it.
+where they are (spec §7), at ``/opt/ml/input/data/<channel>``. A downloaded File channel is the
+host's own copy and writable, as on SageMaker's instances (the SDK v3's ModelTrainer chmods and
+unpacks files in its ``sm_drivers`` and ``code`` channels); a local path mounted in place is
+read-only (the user's data is not the job's to change), and so is a FastFile channel (staged
+like File, read-only as SageMaker's streamed view is). A Pipe channel is listed here by the same
+rules and its first FIFO made; ``runtime.pipes`` feeds it.
 
 The S3 key → file path rule of §7.2 lives in ``relative_path``; ``check_inputs`` is the
 synchronous "no objects under this prefix" check that CreateTrainingJob makes.
@@ -164,17 +167,25 @@ class Stager:
             return
         objects = self._objects(spec, channel, location)
         base = channel_directory(workspace.channels_dir, channel.name)
-        downloaded = False
+        read_only = channel.input_mode != "File"
+        downloaded: Path | None = None
         for index, host in enumerate(hosts, start=1):
             if host.name not in here:
                 continue
             chosen = host_objects(objects, channel.shuffle_seed, index, len(hosts), sharded)
             root = base / host.name if sharded else base
-            if not sharded and downloaded:
-                # Hosts on one machine share one copy of a fully replicated channel.
-                report.mounts[host.name].append(Mount(str(root), target, True))
+            if not sharded and downloaded is not None:
+                if read_only:
+                    # Hosts on one machine share one copy they cannot change.
+                    report.mounts[host.name].append(Mount(str(root), target, True))
+                    continue
+                # A host may change its copy: the others keep theirs whole. Channel names
+                # cannot hold "@", so this never names another channel's directory.
+                root = base.with_name(f"{base.name}@{host.name}")
+                _copy_tree(downloaded, root, f"the input data of channel '{channel.name}'")
+                report.mounts[host.name].append(Mount(str(root), target, False))
                 continue
-            downloaded = True
+            downloaded = root
             root.mkdir(parents=True, exist_ok=True)
             downloads = [
                 Download(source, safe_destination(root, rel), size) for source, rel, size in chosen
@@ -182,7 +193,7 @@ class Stager:
             self._download(downloads, should_stop, f"the input data of channel '{channel.name}'")
             report.objects += len(downloads)
             report.bytes += sum(d.size for d in downloads)
-            report.mounts[host.name].append(Mount(str(root), target, True))
+            report.mounts[host.name].append(Mount(str(root), target, read_only))
 
     def _plan_pipe(
         self,
@@ -315,10 +326,23 @@ class Stager:
             raise JobFailure(Fault.CLIENT, f"Data download failed: {exc}") from exc
 
 
+def _copy_tree(source: Path, dest: Path, what: str) -> None:
+    """A host's own copy of what another host here downloaded, refused before a byte is written
+    when the disk cannot hold it."""
+    files = [p for p in source.rglob("*") if p.is_file()]
+    _check_space_for(sum(p.stat().st_size for p in files), dest.parent, what)
+    try:
+        shutil.copytree(source, dest, dirs_exist_ok=True)
+    except OSError as exc:
+        raise JobFailure.platform(f"cannot copy {what} for another host: {exc}") from exc
+
+
 def _check_space(downloads: list[Download], what: str) -> None:
     """Refuse, before writing a byte, a download that cannot fit on the disk it goes to."""
-    needed = sum(d.size for d in downloads)
-    directory = downloads[0].dest.parent
+    _check_space_for(sum(d.size for d in downloads), downloads[0].dest.parent, what)
+
+
+def _check_space_for(needed: int, directory: Path, what: str) -> None:
     while not directory.exists() and directory != directory.parent:
         directory = directory.parent
     try:
