@@ -505,7 +505,9 @@ def test_hosts_that_cannot_all_start_in_time_leave_nothing_behind(
     setup: SwarmSetup, images: dict[str, str]
 ) -> None:
     cluster = setup.cluster
-    engine = SwarmEngine("placement-test", DockerApi(base_url=cluster.url), place_seconds=3)
+    # Long enough for the placeable host to start on a busy machine (its node tries a pull
+    # first); the other never can.
+    engine = SwarmEngine("placement-test", DockerApi(base_url=cluster.url), place_seconds=15)
     paused = cluster.node_id(cluster.nodes[1])
     cluster.manager.docker("node", "update", "--availability", "pause", paused)
     try:

@@ -49,10 +49,15 @@ sleep 600
 
 def _keys(s3: Any, bucket: str, prefix: str) -> dict[str, bytes]:
     found = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
-    return {
-        o["Key"][len(prefix) :]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
-        for o in found
-    }
+    keys: dict[str, bytes] = {}
+    for o in found:
+        try:
+            keys[o["Key"][len(prefix) :]] = s3.get_object(Bucket=bucket, Key=o["Key"])[
+                "Body"
+            ].read()
+        except s3.exceptions.NoSuchKey:
+            continue  # the sync deleted it between the listing and the read
+    return keys
 
 
 def _wait(what: str, condition: Callable[[], bool], timeout: float = 60.0) -> None:
