@@ -11,10 +11,13 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import boto3
 import botocore.exceptions
 from botocore.config import Config
+
+if TYPE_CHECKING:
+    import boto3
 
 from trainforge.clients.answers import refusal
 from trainforge.errors import CredentialsError
@@ -34,6 +37,8 @@ def _own_session() -> boto3.session.Session:
     """One session for this process: its credentials are resolved (and logged by botocore)
     once, not at every job. Making clients from a session is not thread-safe: under the lock."""
     global _session
+    import boto3  # when a job first needs credentials: `trainforge run` mostly never does
+
     with _session_lock:
         if _session is None:
             _session = boto3.session.Session()
@@ -100,6 +105,8 @@ def _frozen(session: boto3.session.Session, source: str) -> RoleCredentials | No
 def profile_credentials(profile: str) -> RoleCredentials:
     """The keys of an AWS profile (of the shared config and credentials files)."""
     try:
+        import boto3
+
         session = boto3.session.Session(profile_name=profile)
     except botocore.exceptions.ProfileNotFound:
         raise CredentialsError(f"the AWS profile {profile!r} does not exist") from None
