@@ -49,12 +49,16 @@ class Swarm:
         }
 
     def leftovers(self, job: str) -> list[str]:
-        """Services, networks, volumes and containers of a job still on any node."""
+        """Services, secrets, networks, volumes and containers of a job still on any node."""
         found = []
         label = f"label=trainforge.job={job}"
         found += [
             f"service {s}"
             for s in self.manager.docker("service", "ls", "-q", "--filter", label).split()
+        ]
+        found += [
+            f"secret {s}"
+            for s in self.manager.docker("secret", "ls", "-q", "--filter", label).split()
         ]
         for node in self.nodes:
             if not node.answers():

@@ -39,6 +39,11 @@ class SwarmSetup:
             "TRAINFORGE_AGENT_IMAGE": self.agent_image,
             "TRAINFORGE_SWARM_DNS": "127.0.0.1",
             "AWS_ENDPOINT_URL_S3": self.s3_endpoint,
+            # moto's server answers STS too: the jobs' roles are assumed there.
+            "AWS_ENDPOINT_URL_STS": self.s3_endpoint,
+            # The manager is spoken to through its socket, as if on this machine; its nodes
+            # reach this machine at the hub's address.
+            "TRAINFORGE_SWARM_SERVER_ADDRESS": self.cluster.bridge.address,
             **extra,
         }
 

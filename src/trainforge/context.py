@@ -152,10 +152,19 @@ class Context:
     @functools.cached_property
     def credentials_endpoint(self) -> CredentialsEndpoint | None:
         """This process's credentials endpoint (started on a job's first use), or None when
-        TRAINFORGE_CREDENTIALS_ADDRESS is empty or the old way is asked for."""
+        TRAINFORGE_CREDENTIALS_ADDRESS is empty or the old way is asked for. On a cluster it
+        listens where the nodes reach this machine, and each node relays its containers'
+        requests to it from the credentials address."""
         settings = self.settings
         if not settings.credentials_address or settings.pass_aws_credentials:
             return None
+        if self.spans_machines:
+            return CredentialsEndpoint(
+                settings.swarm_server_address or self._cluster_address(),
+                settings.credentials_port,
+                settings.home / "credentials",
+                relay=self._relay_credentials,
+            )
 
         def hold(address: str) -> None:
             try:
@@ -173,6 +182,27 @@ class Context:
             hold,
         )
 
+    def _cluster_address(self) -> str:
+        from trainforge.engines.swarm import SwarmEngine
+
+        engine = self.engine
+        try:
+            found = engine.local_address() if isinstance(engine, SwarmEngine) else ""
+        except (OSError, EngineError):
+            found = ""
+        # Unknown (""): the endpoint does not start and each job's log says why.
+        return found
+
+    def _relay_credentials(self, upstream: str) -> str:
+        settings = self.settings
+        address, port = settings.credentials_address, settings.swarm_credentials_port
+        try:
+            port = self.engine.relay_credentials(address, port, upstream, settings.agent_image)
+        except (EngineError, NotImplementedError) as exc:
+            raise CredentialsError(f"the nodes' credentials relay could not start: {exc}") from None
+        host = f"[{address}]" if ":" in address else address
+        return f"http://{host}:{port}/v1/credentials"
+
     @functools.cached_property
     def aws_access(self) -> AwsAccess:
         settings = self.settings
@@ -188,11 +218,6 @@ class Context:
             self.credentials_endpoint,
             _s3_endpoint,
             _s3_access_env if settings.pass_aws_credentials else None,
-            unavailable=(
-                "the swarm engine does not serve the role's credentials to its containers yet"
-                if self.spans_machines
-                else ""
-            ),
         )
 
     def check_inputs(self, name: str, request: CreateTrainingJobRequest) -> str | None:

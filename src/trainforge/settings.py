@@ -118,6 +118,12 @@ class Settings:
     swarm_place_seconds: float = 60.0
     # Name servers for the swarm's containers ("" keeps the node's).
     swarm_dns: str = ""
+    # The port each swarm node's credentials relay listens at, on credentials_address (0: the
+    # first from 51679 that no other server's relay on the swarm uses, kept across restarts).
+    swarm_credentials_port: int = 0
+    # Where the swarm's nodes reach this machine (its credentials endpoint listens there, at
+    # credentials_port); "" finds it from the route to the manager.
+    swarm_server_address: str = ""
     # Local paths every node sees too (comma separated): file:// channels and outputs under them
     # are allowed on a cluster engine.
     shared_paths: str = ""
@@ -187,6 +193,8 @@ _FIELDS: dict[str, type] = {
     "swarm_node_dir": str,
     "swarm_place_seconds": float,
     "swarm_dns": str,
+    "swarm_credentials_port": int,
+    "swarm_server_address": str,
     "shared_paths": str,
     "spot_interruptions_per_hour": float,
     "registry_auth": str,
@@ -218,6 +226,7 @@ _NOT_NEGATIVE = (
     "swarm_place_seconds",
     "spot_interruptions_per_hour",
     "credentials_port",
+    "swarm_credentials_port",
     "credentials_refresh_seconds",
 )
 

@@ -163,6 +163,8 @@ echo "train $(ls /opt/ml/input/data/train | tr '\\n' ' ')"
 echo "pipe $(cat /opt/ml/input/data/pipe_0 | tr '\\n' ' ')| $(cat /opt/ml/input/data/pipe_1 | tr '\\n' ' ')"
 echo "config $(cat /opt/ml/input/config/resourceconfig.json)"
 echo "env $TRAINING_JOB_NAME $AWS_REGION $MY_VAR"
+echo "credentials $(wget -q -O - --header "Authorization: $(cat $AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE)" \
+  "$AWS_CONTAINER_CREDENTIALS_FULL_URI" | grep -o '"AccessKeyId": "[^"]*"' | cut -c17-20)"
 OUTSIDE
 if (echo x > /opt/ml/input/data/train/new) 2>/dev/null; then echo "data writable"; else echo "data read-only"; fi
 hostname > /opt/ml/model/$(hostname).txt
@@ -237,6 +239,8 @@ def test_a_three_host_job_runs_one_host_per_node_with_its_own_data(
         assert value(lines, "env") == f"{name} us-east-1 mine"
         assert "data writable" in lines  # its own File-mode copy, as on SageMaker
         assert "outside reached" in lines  # not isolated: the way out is open
+        # The role's credentials (AssumeRole at moto's STS) through the relay on its node.
+        assert value(lines, "credentials") == "ASIA", lines
     model = archive(setup, bucket, f"out/{name}/output/model.tar.gz")
     assert model == {
         "algo-1.txt": b"algo-1\n",
@@ -261,6 +265,13 @@ echo "hyperparameters $(cat /opt/ml/input/config/hyperparameters.json)"
 echo "inputdataconfig $(cat /opt/ml/input/config/inputdataconfig.json)"
 echo "aws $(env | grep -o '^AWS_[A-Z0-9_]*' | sort | tr '\\n' ' ')"
 echo "s3 $AWS_ENDPOINT_URL_S3"
+echo "uri $AWS_CONTAINER_CREDENTIALS_FULL_URI"
+token=$(cat "$AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")
+echo "token $(ls -l "$AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE" | cut -c1-10) ${#token}"
+if env | grep -q -F "$token"; then echo "token in env"; fi
+echo "credentials $(wget -q -O - --header "Authorization: $token" "$AWS_CONTAINER_CREDENTIALS_FULL_URI" | grep -o '"AccessKeyId": "[^"]*"' | cut -c17-20)"
+if wget -q -O - --header "Authorization: x$token" "$AWS_CONTAINER_CREDENTIALS_FULL_URI" >/dev/null 2>&1
+then echo "forged token answered"; else echo "forged token refused"; fi
 echo "shared $(cat /opt/ml/input/data/local/shared.txt)"
 echo started
 while true; do sleep 0.2; done
@@ -271,7 +282,9 @@ def test_the_container_contract_is_the_one_of_one_machine(
     setup: SwarmSetup, images: dict[str, str], bucket: str, tmp_path: Path
 ) -> None:
     """Invocation, config files, environment (the agents' S3 credentials never reach the
-    container, the S3 endpoint does), a local channel under a path every node shares, MaxRuntimeInSeconds."""
+    container; the S3 endpoint does, and the role's credentials through the node's relay of
+    the server's credentials endpoint, with a token in a swarm secret), a local channel under a
+    path every node shares, MaxRuntimeInSeconds."""
     shared = tmp_path / "shared"
     shared.mkdir()
     (shared / "shared.txt").write_text("seen by every node")
@@ -313,17 +326,24 @@ def test_the_container_contract_is_the_one_of_one_machine(
             "RecordWrapperType": "None",
         },
     }
-    # The S3 endpoint the server uses, reachable from the nodes; no credentials of any kind.
+    # The S3 endpoint the server uses, reachable from the nodes; no keys in the environment:
+    # the role's credentials come from the relay on the node, with the job's token.
     assert value(lines, "aws").split() == [
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
         "AWS_DEFAULT_REGION",
         "AWS_ENDPOINT_URL_S3",
         "AWS_REGION",
     ]
     assert value(lines, "s3") == setup.s3_endpoint
+    uri = value(lines, "uri")
+    assert uri.startswith("http://169.254.170.2:") and uri.endswith("/v1/credentials"), uri
+    assert value(lines, "token") == "-r--r--r-- 43", lines
+    assert "token in env" not in lines
+    # AssumeRole of the job's role at moto's STS: temporary keys start with ASIA.
+    assert value(lines, "credentials") == "ASIA", lines
+    assert "forged token refused" in lines
     assert not [line for line in lines if "WARNING" in line], lines
-    assert "Containers get no AWS credentials: the swarm engine does not serve" in "".join(
-        f.read_text() for f in server.log_files
-    )
     assert value(lines, "shared") == "seen by every node"
 
 

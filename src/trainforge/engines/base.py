@@ -32,7 +32,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from trainforge.domain.allocation import Node
@@ -68,6 +68,16 @@ class Mount:
     target: PurePosixPath
     read_only: bool
     kind: MountKind = MountKind.BIND
+
+
+@dataclass(frozen=True)
+class SecretFile:
+    """A file of the server's machine that every host of a job reads at ``target``, read-only,
+    wherever the host runs; what the engine shows of its containers (inspect) never holds its
+    content."""
+
+    source: Path
+    target: PurePosixPath
 
 
 @dataclass(frozen=True)
@@ -107,6 +117,7 @@ class GroupSpec:
     # The login the hosts' image is pulled with on machines other than the server's (a cluster
     # engine's nodes pull it themselves); None: the engine's own credentials.
     registry_auth: RegistryAuth | None = None
+    secret_files: tuple[SecretFile, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -223,6 +234,15 @@ class Engine(Protocol):
         """Have the machine that runs the containers hold ``address`` on its loopback interface,
         from a short-lived container of ``image`` (trainforge's agent image) on the machine's
         network with CAP_NET_ADMIN. Raises ``EngineError`` saying why it could not."""
+        ...
+
+    def relay_credentials(self, address: str, port: int, upstream: str, image: str) -> int:
+        """Engines with ``spans_machines``: have every node answer credential requests at
+        ``address:port`` (held on its loopback interface) by asking ``upstream`` (the server's
+        credentials endpoint, where the nodes reach it), with a long-lived container of
+        ``image`` on each node; returns the port (port 0: one the engine picks, the same for
+        this server every time) once every node runs its relay. Idempotent. Raises
+        ``EngineError`` saying why it could not."""
         ...
 
     def run_task(

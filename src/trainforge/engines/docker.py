@@ -29,6 +29,7 @@ from trainforge.engines.base import (
     ImageContents,
     ImageInfo,
     LogLine,
+    Mount,
     SourceOf,
     TaskResult,
     signal_of_exit_code,
@@ -134,6 +135,11 @@ class DockerEngine:
             self.docker.create_network(network, labels, internal=group.isolated)
         else:
             network = "bridge"
+        # On one machine a secret file is the server's own file, bind-mounted read-only.
+        secret_mounts = tuple(
+            Mount(str(secret.source), secret.target, read_only=True)
+            for secret in group.secret_files
+        )
         started: dict[str, str] = {}
         try:
             for host in group.hosts:
@@ -145,7 +151,7 @@ class DockerEngine:
                     env=host.env,
                     hostname=host.host,
                     labels={**labels, HOST_LABEL: host.host, STREAM_LABEL: host.stream},
-                    mounts=host.mounts,
+                    mounts=(*host.mounts, *secret_mounts),
                     network=network,
                     aliases=(host.host,) if multi else (),
                     cpus=host.limits.cpus,
@@ -295,6 +301,9 @@ class DockerEngine:
                 f"{self.describe()} could not add {address} to the machine's loopback interface "
                 f"with {image}: {lines[-1] if lines else f'exit code {code}'}"
             )
+
+    def relay_credentials(self, address: str, port: int, upstream: str, image: str) -> int:
+        raise NotImplementedError("the local engine's containers reach the server itself")
 
     def run_task(
         self,

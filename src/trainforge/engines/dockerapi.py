@@ -20,6 +20,7 @@ import os
 import tarfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import PurePosixPath
 from typing import Any, TypeVar
 
 import docker
@@ -404,12 +405,15 @@ class DockerApi:
         grace_seconds: float = 10.0,
         dns: Sequence[str] = (),
         auth: RegistryAuth | None = None,
+        secrets: Sequence[tuple[str, str, PurePosixPath]] = (),
     ) -> str:
         """One single-replica service that runs once (no restarts), pinned to ``node``: the
         swarm form of one container. Swarm's ``Command`` replaces the image's ENTRYPOINT and
         ``Args`` its CMD, as ``--entrypoint`` and trailing arguments do for ``docker run``.
         ``auth`` goes with the service as ``docker service create --with-registry-auth`` sends
-        it (X-Registry-Auth), so the node the task lands on pulls the image with it."""
+        it (X-Registry-Auth), so the node the task lands on pulls the image with it.
+        ``secrets``: (id, name, path in the container) of swarm secrets it reads, read-only for
+        every user."""
         all_mounts = [docker_mount(m) for m in mounts]
         if shm_bytes:
             # Services have no --shm-size: a tmpfs over /dev/shm is the same thing.
@@ -426,6 +430,11 @@ class DockerApi:
             mounts=all_mounts,
             stop_grace_period=int(grace_seconds * 1e9),
             dns_config=docker.types.DNSConfig(nameservers=list(dns)) if dns else None,
+            secrets=[
+                docker.types.SecretReference(secret_id, name, filename=str(path), mode=0o444)
+                for secret_id, name, path in secrets
+            ]
+            or None,
         )
         template = docker.types.TaskTemplate(
             spec,
@@ -482,6 +491,47 @@ class DockerApi:
             self.api._url("/services/create"), data=body, headers=headers
         )
         return dict(self.api._result(response, True))
+
+    def create_node_service(
+        self,
+        *,
+        name: str,
+        image: str,
+        command: Sequence[str],
+        labels: Mapping[str, str],
+        capabilities: Sequence[str],
+    ) -> str:
+        """A service with one task on every node, on the node's own network (``docker service
+        create --mode global --network host --cap-add ...``), restarted when it stops."""
+        spec = docker.types.ContainerSpec(
+            image, command=list(command), labels=dict(labels), cap_add=list(capabilities)
+        )
+        template = docker.types.TaskTemplate(
+            spec,
+            restart_policy=docker.types.RestartPolicy(condition="any", delay=int(1e9)),
+            log_driver=docker.types.DriverConfig(LOG_DRIVER, dict(LOG_OPTIONS)),
+            networks=[docker.types.NetworkAttachmentConfig("host")],
+        )
+        created = self.call(
+            f"create the service {name}",
+            self.api.create_service,
+            template,
+            name=name,
+            labels=dict(labels),
+            mode=docker.types.ServiceMode("global"),
+        )
+        return str(created["ID"])
+
+    def create_secret(self, name: str, data: bytes, labels: Mapping[str, str]) -> str:
+        created = self.call(
+            f"create the secret {name}", self.api.create_secret, name, data, labels=dict(labels)
+        )
+        return str(created["ID"])
+
+    def remove_secrets(self, labels: Mapping[str, str]) -> None:
+        found = self.call("list secrets", self.api.secrets, filters=label_filter(labels))
+        for secret in found:
+            self.quietly("remove a secret", self.api.remove_secret, secret["ID"])
 
     def services(self, labels: Mapping[str, str]) -> list[dict[str, Any]]:
         return list(self.call("list services", self.api.services, filters=label_filter(labels)))

@@ -279,6 +279,9 @@ class FakeEngine:
     def hold_address(self, address: str, image: str) -> None:
         raise NotImplementedError("the fake engine runs no containers")
 
+    def relay_credentials(self, address: str, port: int, upstream: str, image: str) -> int:
+        raise NotImplementedError("the fake engine runs no containers")
+
     def run_task(
         self,
         task: AgentTask,

@@ -15,18 +15,24 @@ live on their nodes, filled and emptied by agent tasks (``run_task``).
   happens to the server meanwhile; the task, its exit code and its log stay until the job is
   removed.
 - A host whose node is down (its daemon gone) is lost.
+- A job's secret files (its credentials token) are swarm secrets of the job, mounted read-only
+  in its hosts; the credentials relay is one global service of the server, a task on every node
+  (``runtime.credentials_relay``), left running between jobs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import re
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from trainforge.domain.allocation import Node
 from trainforge.engines.base import (
@@ -55,6 +61,8 @@ ROLE_LABEL = "trainforge.role"
 GPU_LABEL = "trainforge.gpus"
 _MiB = 1 << 20
 _POLL_SECONDS = 0.1
+# How long the credentials relay may take to answer on every node.
+_RELAY_SECONDS = 60.0
 
 # Task states (swarm's TaskState): on the way to running, and ended.
 _STARTING = {
@@ -75,6 +83,20 @@ class PlacementError(EngineError):
 
 
 _LOG_ERROR = "Error grabbing logs: "
+RELAY_FIRST_PORT = 51679
+
+
+def _labels_of(service: dict[str, Any]) -> dict[str, str]:
+    return dict((service.get("Spec") or {}).get("Labels") or {})
+
+
+def _relay_port(service: dict[str, Any]) -> int:
+    """The port a credentials relay service listens at (its command's fifth word)."""
+    command = service["Spec"]["TaskTemplate"]["ContainerSpec"].get("Command") or []
+    try:
+        return int(command[4])
+    except (IndexError, ValueError):
+        return 0
 
 
 def _first(tasks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -179,6 +201,16 @@ class SwarmEngine:
         network = self._name(group.job, f"net-{secrets.token_hex(3)}")
         try:
             self.docker.create_network(network, labels, internal=group.isolated, driver="overlay")
+            held = []
+            for secret in group.secret_files:
+                name = self._name(group.job, f"secret-{secrets.token_hex(4)}")
+                held.append(
+                    (
+                        self.docker.create_secret(name, secret.source.read_bytes(), labels),
+                        name,
+                        secret.target,
+                    )
+                )
             services = []
             for host in group.hosts:
                 env = dict(host.env)
@@ -208,6 +240,7 @@ class SwarmEngine:
                         grace_seconds=group.stop_grace_seconds,
                         dns=self.dns,
                         auth=group.registry_auth,
+                        secrets=held,
                     )
                 )
             self._wait_all_running(group, services)
@@ -387,6 +420,7 @@ class SwarmEngine:
                 if time.monotonic() >= deadline:
                     raise
                 time.sleep(0.5)
+        self.docker.remove_secrets(labels)
         with self._lock:
             self._seen.pop(job, None)
             self._services.pop(job, None)
@@ -411,7 +445,87 @@ class SwarmEngine:
             done.wait(_POLL_SECONDS)
 
     def hold_address(self, address: str, image: str) -> None:
-        raise NotImplementedError("the swarm's nodes are not held for the credentials endpoint yet")
+        raise NotImplementedError("the swarm's nodes hold the address in their relay")
+
+    def local_address(self) -> str:
+        """This machine's address towards the swarm: where its nodes reach this machine."""
+        url = urlsplit(self.docker.describe().removeprefix("Docker at "))
+        if url.scheme in ("tcp", "http", "https") and url.hostname:
+            family = socket.AF_INET6 if ":" in url.hostname else socket.AF_INET
+            with socket.socket(family, socket.SOCK_DGRAM) as probe:
+                # No packet is sent: connecting a datagram socket only picks the route.
+                probe.connect((url.hostname, url.port or 2375))
+                return str(probe.getsockname()[0])
+        # The manager is this machine: its address in the swarm.
+        return str((self.docker.info().get("Swarm") or {}).get("NodeAddr") or "")
+
+    def relay_credentials(self, address: str, port: int, upstream: str, image: str) -> int:
+        """Port 0: the port this server's relay already has, else the lowest one from
+        ``RELAY_FIRST_PORT`` that no other server's relay on the swarm uses (each server of a
+        swarm has its own relay, since each knows only its own jobs' tokens)."""
+        relays = self.docker.services({ROLE_LABEL: "credentials-relay"})
+        ours = [r for r in relays if _labels_of(r).get(HOME_LABEL) == self.instance_label]
+        if not port:
+            taken = {_relay_port(r) for r in relays if r not in ours}
+            mine = [p for p in map(_relay_port, ours) if p and p not in taken]
+            free = (p for p in itertools.count(RELAY_FIRST_PORT) if p not in taken)
+            port = mine[0] if mine else next(free)
+        command = ["python3", "-m", "trainforge.runtime.credentials_relay", address, str(port)]
+        command.append(upstream)
+        service = None
+        for found in ours:
+            spec = found["Spec"]["TaskTemplate"]["ContainerSpec"]
+            if spec.get("Image", "").split("@")[0] == image and spec.get("Command") == command:
+                service = str(found["ID"])
+            else:
+                # The server's endpoint moved (a restart on another port) or the image changed.
+                self.docker.remove_service(str(found["ID"]))
+        if service is None:
+            key = hashlib.sha256(self.instance_label.encode()).hexdigest()[:12]
+            labels = {HOME_LABEL: self.instance_label, ROLE_LABEL: "credentials-relay"}
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    service = self.docker.create_node_service(
+                        name=f"tf-{key}-credentials-relay",
+                        image=image,
+                        command=command,
+                        labels=labels,
+                        capabilities=["CAP_NET_ADMIN"],
+                    )
+                    break
+                except EngineError:
+                    # A service of the same name still being removed.
+                    if time.monotonic() >= deadline:
+                        raise
+                    time.sleep(0.5)
+        self._wait_relay_running(service)
+        return port
+
+    def _wait_relay_running(self, service: str) -> None:
+        deadline = time.monotonic() + _RELAY_SECONDS
+        while True:
+            nodes = {n.name for n in self.nodes()}
+            running = {
+                str(t.get("NodeID"))
+                for t in self.docker.tasks([service])
+                if (t.get("Status") or {}).get("State") == "running"
+                and (t.get("DesiredState") == "running")
+            }
+            if nodes <= running:
+                return
+            if time.monotonic() >= deadline:
+                failed = [
+                    (t.get("Status") or {}).get("Err") or (t.get("Status") or {}).get("State")
+                    for t in self.docker.tasks([service])
+                    if str(t.get("NodeID")) in nodes - running
+                ]
+                why = failed[-1] if failed else "not placed"
+                raise EngineError(
+                    f"The credentials relay does not run on {len(nodes - running)} of "
+                    f"{len(nodes)} nodes after {_RELAY_SECONDS:g} s: {why}"
+                )
+            time.sleep(0.5)
 
     def run_task(
         self,

@@ -7,19 +7,19 @@ environment. A job with EnableNetworkIsolation gets none of it.
 every container's environment (visible to ``docker inspect``), and no endpoint.
 
 Warnings (an S3 endpoint containers cannot reach, credentials that are not the role's, an
-endpoint that could not start) go to the job's log when the job starts; an engine that cannot
-serve credentials at all (the swarm, for now) is said once in the server's log.
+endpoint that could not start) go to the job's log when the job starts. The token file is a
+secret file of the job's group (``engines.base.SecretFile``): bind-mounted on one machine, a
+Swarm secret on a cluster, whose nodes relay the containers' requests to this endpoint.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from trainforge.engines.base import Mount
+from trainforge.engines.base import SecretFile
 from trainforge.errors import CredentialsError
 from trainforge.runtime.credentials_endpoint import (
     ENV_FULL_URI,
@@ -31,13 +31,12 @@ from trainforge.runtime.jobspec import JobSpec
 from trainforge.runtime.role_credentials import CredentialsPolicy, credentials_for
 
 ENV_S3_ENDPOINT = "AWS_ENDPOINT_URL_S3"
-log = logging.getLogger("trainforge.runtime")
 
 
 @dataclass(frozen=True)
 class Grant:
     env: Mapping[str, str] = field(default_factory=dict)
-    mounts: tuple[Mount, ...] = ()
+    secret_files: tuple[SecretFile, ...] = ()
 
 
 def is_loopback_url(url: str) -> bool:
@@ -57,16 +56,12 @@ class AwsAccess:
         endpoint: CredentialsEndpoint | None,
         s3_endpoint: Callable[[], str | None],
         static_env: Callable[[], Mapping[str, str]] | None = None,
-        unavailable: str = "",
     ) -> None:
         self.policy = policy
         self.endpoint = endpoint
         self.s3_endpoint = s3_endpoint
         # Set: TRAINFORGE_PASS_AWS_CREDENTIALS, the old way.
         self.static_env = static_env
-        # Why this engine cannot serve credentials to its containers ("" when it can).
-        self.unavailable = unavailable
-        self._said_unavailable = False
 
     def open(self, spec: JobSpec, warn: Callable[[str], None]) -> Grant:
         """What the job's containers get; call ``close`` once they have ended."""
@@ -88,12 +83,6 @@ class AwsAccess:
             return Grant(env)
         if self.endpoint is None:
             return Grant(env)
-        if self.unavailable:
-            # Said once, in the server's log: every job of the engine is alike.
-            if not self._said_unavailable:
-                self._said_unavailable = True
-                log.warning("Containers get no AWS credentials: %s.", self.unavailable)
-            return Grant(env)
         try:
             self.endpoint.start()
         except CredentialsError as exc:
@@ -107,10 +96,17 @@ class AwsAccess:
             warn(warning)
         if credentials is None:
             return Grant(env)
-        token_file = self.endpoint.open(spec.name, credentials)
-        env[ENV_FULL_URI] = self.endpoint.url
+        try:
+            token_file = self.endpoint.open(spec.name, credentials)
+        except CredentialsError as exc:
+            warn(
+                f"The container gets no AWS credentials: the credentials endpoint is not "
+                f"available ({exc}). See docs/credentials.md."
+            )
+            return Grant(env)
+        env[ENV_FULL_URI] = self.endpoint.container_url
         env[ENV_TOKEN_FILE] = str(TOKEN_PATH)
-        return Grant(env, (Mount(str(token_file), TOKEN_PATH, read_only=True),))
+        return Grant(env, (SecretFile(token_file, TOKEN_PATH),))
 
     def close(self, spec: JobSpec) -> None:
         if self.endpoint is not None:

@@ -90,7 +90,11 @@ class _Handler(BaseHTTPRequestHandler):
 class CredentialsEndpoint:
     """Started on the first ``open``. ``hold`` is how the address gets onto the machine when
     this process cannot add it itself (through the Docker engine); it raises
-    ``CredentialsError``."""
+    ``CredentialsError``.
+
+    ``relay``, for containers on other machines: given this endpoint's URL, has their machines
+    answer at a link-local address by asking it, and returns the URL the containers use; it is
+    asked at every ``open`` (a node may have joined) and raises ``CredentialsError``."""
 
     def __init__(
         self,
@@ -98,11 +102,17 @@ class CredentialsEndpoint:
         port: int,
         token_dir: Path,
         hold: Callable[[str], None] | None = None,
+        relay: Callable[[str], str] | None = None,
     ) -> None:
         self.address = address
         self.port = port
         self.token_dir = token_dir
+        # Only the link-local address of the containers is ever added to this machine: an
+        # address of the cluster's that this machine lacks is a wrong setting, not a job.
+        self._may_hold = relay is None
         self._hold = hold
+        self._relay = relay
+        self._container_url = ""
         self._server: _Server | None = None
         self._jobs: dict[str, tuple[str, JobCredentials]] = {}
         self._lock = threading.Lock()
@@ -112,6 +122,11 @@ class CredentialsEndpoint:
     def url(self) -> str:
         host = f"[{self.address}]" if ":" in self.address else self.address
         return f"http://{host}:{self.port}{_PATH}"
+
+    @property
+    def container_url(self) -> str:
+        """Where the job's containers ask: this endpoint, or their machine's relay of it."""
+        return self._container_url or self.url
 
     def start(self) -> None:
         """Listen, holding the address first when the machine does not have it yet. Raises
@@ -134,14 +149,20 @@ class CredentialsEndpoint:
         ).start()
 
     def _bind(self) -> _Server:
+        if not self.address:
+            raise CredentialsError(
+                "the address where the nodes reach this machine is unknown: set "
+                "TRAINFORGE_SWARM_SERVER_ADDRESS"
+            )
         family = socket.AF_INET6 if ":" in self.address else socket.AF_INET
         _Server.address_family = family
         try:
             return _Server((self.address, self.port), _Handler)
         except OSError as exc:
-            if exc.errno != errno.EADDRNOTAVAIL:
+            if exc.errno != errno.EADDRNOTAVAIL or not self._may_hold:
                 raise CredentialsError(
                     f"the credentials endpoint cannot listen on {self.address}:{self.port}: {exc}"
+                    + ("" if self._may_hold else " (set TRAINFORGE_SWARM_SERVER_ADDRESS)")
                 ) from None
         self._hold_address()
         try:
@@ -177,6 +198,8 @@ class CredentialsEndpoint:
         mount at ``TOKEN_PATH``. A job opened again (a worker taking it over) keeps the token
         its containers already hold."""
         self.start()
+        if self._relay is not None:
+            self._container_url = self._relay(self.url)
         directory = self.token_dir / job
         token_file = directory / "token"
         token = token_file.read_text().strip() if token_file.is_file() else ""

@@ -252,7 +252,7 @@ class JobRunner:
                     entrypoint=entrypoint,
                     command=command,
                     env=env,
-                    mounts=(*mounts.get(host.name, ()), *grant.mounts),
+                    mounts=mounts.get(host.name, ()),
                     limits=limits,
                     stream=stream,
                     node=given.node if given is not None else None,
@@ -264,6 +264,7 @@ class JobRunner:
             spec.network_isolation,
             self.config.stop_grace_seconds,
             source.auth,
+            grant.secret_files,
         )
 
     def _environment(self, spec: JobSpec, grant: Grant) -> dict[str, str]:
