@@ -384,6 +384,8 @@ trap 'echo got-sigterm; hostname > /opt/ml/model/saved-$(hostname).txt;
 hostname > /opt/ml/checkpoints/early-$(hostname)
 hostname > /opt/ml/output/tensorboard/events-$(hostname)
 OUTSIDE
+echo "aws $(env | grep -o '^AWS_[A-Z0-9_]*' | grep -v REGION | sort | tr '\\n' ' ')end"
+if [ -e /etc/trainforge ]; then echo "token mount present"; fi
 echo ready
 while true; do sleep 0.1; done
 """
@@ -424,6 +426,9 @@ def test_stop_reaches_every_isolated_host_and_what_they_saved_is_uploaded_and_sy
     # Isolated: the hosts reached each other (PEERS) and nothing outside, yet the agents beside
     # them (outside the job's network) still copy what they write, and read their use.
     assert all("outside unreached" in lines for lines in messages(server, name).values())
+    # Nor do they get an S3 endpoint, a credentials endpoint or a token (issue 12).
+    for lines in messages(server, name).values():
+        assert value(lines, "aws") == "end" and "token mount present" not in lines, lines
     # The agents beside the hosts copy what they write while they run, from their nodes.
     early = {"early-algo-1": b"algo-1\n", "early-algo-2": b"algo-2\n"}
     tensorboard = {"events-algo-1": b"algo-1\n", "events-algo-2": b"algo-2\n"}
