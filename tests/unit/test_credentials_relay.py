@@ -67,7 +67,10 @@ def test_the_relay_passes_the_endpoints_answers_back_unchanged(
     # The containers are told the relay's address; the relay is told the endpoint's.
     assert endpoint.container_url == "http://169.254.170.2:51679/v1/credentials"
     relay, base = _relay(endpoint.url)
+    port = str(relay.server_address[1])
     try:
+        # Its health check: it answers.
+        assert credentials_relay.main(["relay", "--check", "127.0.0.1", port]) == 0
         status, body = _get(base + credentials_relay.PATH, token)
         assert status == 200
         assert body["AccessKeyId"] == "ASIARELAYED" and body["RoleArn"] == ROLE
@@ -83,6 +86,7 @@ def test_the_relay_passes_the_endpoints_answers_back_unchanged(
     finally:
         relay.shutdown()
         relay.server_close()
+    assert credentials_relay.main(["relay", "--check", "127.0.0.1", port]) == 1
 
 
 def test_an_address_this_machine_lacks_is_refused_not_added(tmp_path: Path) -> None:

@@ -500,11 +500,22 @@ class DockerApi:
         command: Sequence[str],
         labels: Mapping[str, str],
         capabilities: Sequence[str],
+        health_check: Sequence[str],
     ) -> str:
         """A service with one task on every node, on the node's own network (``docker service
-        create --mode global --network host --cap-add ...``), restarted when it stops."""
+        create --mode global --network host --cap-add ...``), restarted when it stops. A task
+        counts as running only once ``health_check`` succeeds in it (every second)."""
         spec = docker.types.ContainerSpec(
-            image, command=list(command), labels=dict(labels), cap_add=list(capabilities)
+            image,
+            command=list(command),
+            labels=dict(labels),
+            cap_add=list(capabilities),
+            healthcheck=docker.types.Healthcheck(
+                test=["CMD", *health_check],
+                interval=int(1e9),
+                timeout=int(3e9),
+                retries=3,
+            ),
         )
         template = docker.types.TaskTemplate(
             spec,

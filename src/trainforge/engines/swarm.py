@@ -470,8 +470,8 @@ class SwarmEngine:
             mine = [p for p in map(_relay_port, ours) if p and p not in taken]
             free = (p for p in itertools.count(RELAY_FIRST_PORT) if p not in taken)
             port = mine[0] if mine else next(free)
-        command = ["python3", "-m", "trainforge.runtime.credentials_relay", address, str(port)]
-        command.append(upstream)
+        relay = ["python3", "-m", "trainforge.runtime.credentials_relay"]
+        command = [*relay, address, str(port), upstream]
         service = None
         for found in ours:
             spec = found["Spec"]["TaskTemplate"]["ContainerSpec"]
@@ -492,6 +492,8 @@ class SwarmEngine:
                         command=command,
                         labels=labels,
                         capabilities=["CAP_NET_ADMIN"],
+                        # Running once it answers: a job's hosts never ask a relay that does not.
+                        health_check=[*relay, "--check", address, str(port)],
                     )
                     break
                 except EngineError:
