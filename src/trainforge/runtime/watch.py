@@ -118,8 +118,11 @@ class GroupWatch:
             self.reporter.phase(Phase.INTERRUPTED)
         elif ending is not Ending.PEER_FAILED:
             self.reporter.phase(Phase.STOPPING)
-        self.reporter.terminating(ending, now)
+        # SIGTERM before the record of it: a worker that dies in between leaves a job whose
+        # successor sends SIGTERM again and gives the whole grace period, never one killed
+        # without a SIGTERM because the record said it had one.
         self.engine.terminate(self.job)
+        self.reporter.terminating(ending, now)
 
     def kill_now(self) -> None:
         """Something of ours broke: the containers must not run on unwatched."""
