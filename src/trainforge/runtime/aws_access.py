@@ -6,15 +6,21 @@ environment. A job with EnableNetworkIsolation gets none of it.
 ``TRAINFORGE_PASS_AWS_CREDENTIALS=true`` keeps the old, less safe way: trainforge's own keys in
 every container's environment (visible to ``docker inspect``), and no endpoint.
 
+The role's credentials are found while the containers start (``PendingCredentials``: an
+AssumeRole round trip, and the SDK it loads, would otherwise hold every job's start), so a
+container whose job has none to give still gets the endpoint, which answers it with why.
+
 Warnings (an S3 endpoint containers cannot reach, credentials that are not the role's, an
-endpoint that could not start) go to the job's log when the job starts; an engine that cannot
-serve credentials at all (the swarm, for now) is said once in the server's log.
+endpoint that could not start) go to the job's log when the job starts, before any line of its
+containers (``settled`` holds those back until the credentials' warnings are in); an engine that
+cannot serve credentials at all (the swarm, for now) is said once in the server's log.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -28,7 +34,7 @@ from trainforge.runtime.credentials_endpoint import (
     CredentialsEndpoint,
 )
 from trainforge.runtime.jobspec import JobSpec
-from trainforge.runtime.role_credentials import CredentialsPolicy, credentials_for
+from trainforge.runtime.role_credentials import CredentialsPolicy, PendingCredentials
 
 ENV_S3_ENDPOINT = "AWS_ENDPOINT_URL_S3"
 log = logging.getLogger("trainforge.runtime")
@@ -67,6 +73,9 @@ class AwsAccess:
         # Why this engine cannot serve credentials to its containers ("" when it can).
         self.unavailable = unavailable
         self._said_unavailable = False
+        # Jobs whose credentials are being found, by name.
+        self._pending: dict[str, PendingCredentials] = {}
+        self._lock = threading.Lock()
 
     def open(self, spec: JobSpec, warn: Callable[[str], None]) -> Grant:
         """What the job's containers get; call ``close`` once they have ended."""
@@ -102,16 +111,26 @@ class AwsAccess:
                 f"available ({exc}). See docs/credentials.md."
             )
             return Grant(env)
-        credentials, warnings = credentials_for(spec.name, spec.role_arn, self.policy)
-        for warning in warnings:
-            warn(warning)
-        if credentials is None:
-            return Grant(env)
+        credentials = PendingCredentials(spec.name, spec.role_arn, self.policy, warn)
+        with self._lock:
+            self._pending[spec.name] = credentials
         token_file = self.endpoint.open(spec.name, credentials)
         env[ENV_FULL_URI] = self.endpoint.url
         env[ENV_TOKEN_FILE] = str(TOKEN_PATH)
         return Grant(env, (Mount(str(token_file), TOKEN_PATH, read_only=True),))
 
+    def settled(self, spec: JobSpec) -> None:
+        """Wait until the job's credentials are found and their warnings are in its log."""
+        with self._lock:
+            pending = self._pending.get(spec.name)
+        if pending is not None:
+            pending.wait()
+
     def close(self, spec: JobSpec) -> None:
+        # The credentials' warnings belong to the job: they are in its log before it ends.
+        with self._lock:
+            pending = self._pending.pop(spec.name, None)
+        if pending is not None:
+            pending.wait()
         if self.endpoint is not None:
             self.endpoint.close(spec.name)

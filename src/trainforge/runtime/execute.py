@@ -28,6 +28,7 @@ from trainforge.engines.base import (
     HostState,
     ImageContents,
     Limits,
+    LogLine,
     Mount,
 )
 from trainforge.errors import (
@@ -135,8 +136,8 @@ class JobRunner:
             return Outcome.failed(JobFailure.client(str(exc)))
         except EngineError as exc:
             return Outcome.failed(JobFailure.platform(str(exc)))
-        # Before Training: AssumeRole takes a round trip, and a host's log stream opens as
-        # soon as Training begins.
+        # Before Training: a host's log stream opens as soon as Training begins. (The role's
+        # credentials are found meanwhile, while the containers start.)
         grant = self.config.aws.open(spec, reporter.warning) if self.config.aws else Grant()
         if early.check():
             self._close_aws(spec)
@@ -291,7 +292,15 @@ class JobRunner:
         cursors: Mapping[str, int],
     ) -> Outcome:
         hosts = [h.name for h in spec.hosts]
-        pump = LogPump(self.engine, spec.name, reporter.log_lines, self.config.log_flush_seconds)
+        aws = self.config.aws
+
+        def sink(host: str, lines: list[LogLine], cursor_ns: int) -> None:
+            # The job-start warnings (the credentials' among them) come before the first line.
+            if aws is not None:
+                aws.settled(spec)
+            reporter.log_lines(host, lines, cursor_ns)
+
+        pump = LogPump(self.engine, spec.name, sink, self.config.log_flush_seconds)
         for host in hosts:
             pump.follow(host, cursors.get(host, 0))
         attendance = self.data.attend(spec, allocation, reporter.metrics)

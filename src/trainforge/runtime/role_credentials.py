@@ -7,6 +7,11 @@
 3. otherwise trainforge's own credentials (the ones its S3 client uses), with a warning in the
    job's log that says so and why.
 
+Finding them costs a round trip to STS, and loading the AWS SDK for it costs more (a few tenths
+of a second, as long as a container takes to start): ``PendingCredentials`` finds them on a
+thread of its own while the job's containers start, and a container that asks for them before
+they are found waits for them.
+
 The warnings go to the job's log; they name sources and refusals, never a secret. Credentials
 live in memory only: never in the store, a log line or a container's environment.
 """
@@ -124,6 +129,48 @@ def credentials_for(
         "trainforge's credentials assume it."
     )
     return JobCredentials(role_arn, own_credentials_or_fail, policy.refresh_seconds, own), warnings
+
+
+class PendingCredentials:
+    """A job's credentials being found (``credentials_for``) on a thread of their own, started at
+    once; ``warn`` gets the warnings for the job's log as soon as they are known. ``current``
+    waits for the answer; when there are none to give, it raises ``CredentialsError`` saying
+    why (the endpoint answers 500 with it)."""
+
+    def __init__(
+        self, job: str, role_arn: str, policy: CredentialsPolicy, warn: Callable[[str], None]
+    ) -> None:
+        self.role_arn = role_arn
+        self._found: JobCredentials | None = None
+        self._why = "The container gets no AWS credentials."
+        self._done = threading.Event()
+        threading.Thread(
+            target=self._find, args=(job, policy, warn), name=f"credentials-{job}", daemon=True
+        ).start()
+
+    def _find(self, job: str, policy: CredentialsPolicy, warn: Callable[[str], None]) -> None:
+        try:
+            self._found, warnings = credentials_for(job, self.role_arn, policy)
+            if self._found is None and warnings:
+                self._why = warnings[-1]
+        except Exception as exc:  # a thread's failure must still end in an answer and a warning
+            warnings = [f"The container gets no AWS credentials: finding them failed: {exc}"]
+            self._why = warnings[0]
+        try:
+            for warning in warnings:
+                warn(warning)
+        finally:
+            self._done.set()
+
+    def wait(self) -> None:
+        """Until the credentials are found (or known to be missing) and their warnings given."""
+        self._done.wait()
+
+    def current(self) -> RoleCredentials:
+        self._done.wait()
+        if self._found is None:
+            raise CredentialsError(self._why)
+        return self._found.current()
 
 
 def own_credentials_or_fail() -> RoleCredentials:
