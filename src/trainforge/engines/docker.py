@@ -114,6 +114,9 @@ class DockerEngine:
         return [Node(LOCAL_NODE, float(os.cpu_count() or 1), int(memory), tuple(gpus))]
 
     def image(self, ref: str, source: SourceOf | None = None) -> ImageInfo:
+        # A job's hosts are started next, with a CPU limit that needs the engine's CPU count:
+        # it is asked for meanwhile.
+        self.docker.prefetch_info()
         return self.docker.image(ref, source)
 
     def probe_image(self, ref: str, list_dir: str, executable: str) -> ImageContents:
