@@ -13,8 +13,6 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import botocore.exceptions
-
 if TYPE_CHECKING:
     import botocore.session
 
@@ -60,6 +58,7 @@ def assume_role(
     """Temporary credentials of ``role_arn`` for ``duration_seconds``, with this process's own
     credentials. Raises ``CredentialsError`` saying why STS refused or could not be reached."""
     # botocore's client machinery (its HTTP stack) loads with the first job that needs it.
+    import botocore.exceptions
     from botocore.config import Config
 
     # An unreachable STS must not hold a job's credentials for long: a few seconds, one try.
@@ -89,6 +88,8 @@ def assume_role(
 
 
 def _frozen(session: botocore.session.Session, source: str) -> RoleCredentials | None:
+    import botocore.exceptions
+
     try:
         found = session.get_credentials()
     except botocore.exceptions.BotoCoreError as exc:
@@ -109,6 +110,7 @@ def _frozen(session: botocore.session.Session, source: str) -> RoleCredentials |
 
 def profile_credentials(profile: str) -> RoleCredentials:
     """The keys of an AWS profile (of the shared config and credentials files)."""
+    import botocore.exceptions
     import botocore.session
 
     session = botocore.session.Session(profile=profile)
