@@ -188,9 +188,9 @@ class DockerEngine:
         return self._find(job)[0]
 
     def usage(self, job: str) -> dict[str, HostUsage]:
-        containers, _ = self._find(job)
+        # The containers this engine waits on are known: no listing every sampling round.
         found = {}
-        for host, container_id in containers.items():
+        for host, container_id in self._containers(job).items():
             data = self.docker.stats(container_id)
             usage = host_usage(data) if data else None
             if usage is not None:
