@@ -386,14 +386,25 @@ def test_without_assume_role_the_mapping_then_the_servers_own_credentials(
     result = run_job(home, unmapped, TRAINFORGE_ASSUME_ROLE="false")
     assert result.status == "Completed", result.stderr
     lines = log_messages(home, unmapped["TrainingJobName"])
-    assert lines[0] == (
+    warning = (
         "[trainforge] WARNING: The container gets trainforge's own AWS credentials, not those of "
         f"the role {ROLE_B}: AssumeRole is turned off (TRAINFORGE_ASSUME_ROLE=false). Map the "
         "role to a profile or keys in TRAINFORGE_ROLE_CREDENTIALS, or let trainforge's "
         "credentials assume it."
-    ), lines
-    assert lines[1].startswith("uri http://169.254.170.2:"), lines
-    assert '"AccessKeyId": "testing"' in lines, lines
+    )
+    # Said once the container asks for them, before it has its answer.
+    assert lines.count(warning) == 1, lines
+    assert lines.index(warning) < lines.index('"AccessKeyId": "testing"'), lines
+    assert any(line.startswith("uri http://169.254.170.2:") for line in lines), lines
+
+
+def test_a_job_that_never_asks_finds_no_credentials(images: dict[str, str], home: Path) -> None:
+    """Found when first asked for: a job whose containers never ask says nothing of them,
+    even where they are not the role's."""
+    request = script_job(images["busybox"], home, "echo ran\n", RoleArn=ROLE_B)
+    result = run_job(home, request, TRAINFORGE_ASSUME_ROLE="false")
+    assert result.status == "Completed", result.stderr
+    assert log_messages(home, request["TrainingJobName"]) == ["ran"]
 
 
 def test_the_docker_engine_holds_the_address_for_a_process_that_may_not(

@@ -23,9 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from botocore.model import Shape
-
-from trainforge.aws import cbor, spec
+from trainforge.aws import cbor, shapes, spec
 from trainforge.aws.parser import Call, call_for, parse
 from trainforge.aws.serializer import dumps, to_wire, walk
 from trainforge.aws.skeleton import Encoder, Response
@@ -111,7 +109,7 @@ class AwsJson:
         return f"application/x-amz-json-{version}"
 
     def success(self, call: Call, result: dict[str, Any], request_id: str) -> Response:
-        shape = spec.operation(call.service, call.operation).output_shape
+        shape = shapes.output_shape(call.service, call.operation)
         headers = [
             ("content-type", self._content_type(call.service)),
             ("x-amzn-requestid", request_id),
@@ -142,7 +140,7 @@ def _cbor_timestamp(value: Any) -> cbor.Epoch:
     return cbor.Epoch(round(seconds, 3))
 
 
-def _cbor_walk(shape: Shape | None, value: Any) -> Any:
+def _cbor_walk(shape: shapes.Shape | None, value: Any) -> Any:
     return walk(shape, value, _cbor_timestamp, float)
 
 
@@ -190,7 +188,7 @@ class RpcV2Cbor:
         ]
 
     def success(self, call: Call, result: dict[str, Any], request_id: str) -> Response:
-        shape = spec.operation(call.service, call.operation).output_shape
+        shape = shapes.output_shape(call.service, call.operation)
         body = cbor.encode(_cbor_walk(shape, result) if shape is not None else {})
         return Response(200, self._headers(request_id), body)
 

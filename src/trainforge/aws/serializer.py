@@ -12,8 +12,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from botocore.model import ListShape, MapShape, Shape, StructureShape
-
+from trainforge.aws.shapes import Shape
 from trainforge.errors import ServiceError
 
 
@@ -24,7 +23,6 @@ def walk(shape: Shape | None, value: Any, timestamp: Any, number: Any = None) ->
         return value
     kind = shape.type_name
     if kind == "structure":
-        assert isinstance(shape, StructureShape)
         members = shape.members
         return {
             name: walk(members[name], item, timestamp, number)
@@ -32,10 +30,8 @@ def walk(shape: Shape | None, value: Any, timestamp: Any, number: Any = None) ->
             if name in members and item is not None
         }
     if kind == "list":
-        assert isinstance(shape, ListShape)
         return [walk(shape.member, item, timestamp, number) for item in value]
     if kind == "map":
-        assert isinstance(shape, MapShape)
         return {key: walk(shape.value, item, timestamp, number) for key, item in value.items()}
     if kind == "timestamp":
         return timestamp(value)

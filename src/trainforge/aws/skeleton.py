@@ -14,10 +14,9 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from trainforge.aws import spec
-from trainforge.aws.parser import Call
+from trainforge.aws import shapes
 from trainforge.aws.serializer import dumps, error_body, to_wire
 from trainforge.aws.validate import Validator
 from trainforge.errors import (
@@ -27,6 +26,10 @@ from trainforge.errors import (
     StoreFull,
     UnknownOperation,
 )
+
+if TYPE_CHECKING:
+    # The wire parser (botocore's model) is the gateway's; the CLI validates without it.
+    from trainforge.aws.parser import Call
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 log = logging.getLogger("trainforge.api")
@@ -76,9 +79,9 @@ class Dispatcher:
         self._validator = Validator(also_accept=ALSO_ACCEPT, also_required=ALSO_REQUIRED)
 
     def validate(self, service_name: str, operation_name: str, params: dict[str, Any]) -> None:
-        operation = spec.operation(service_name, operation_name)
-        if operation.input_shape is not None:
-            self._validator.validate(operation.input_shape, params)
+        shape = shapes.input_shape(service_name, operation_name)
+        if shape is not None:
+            self._validator.validate(shape, params)
 
     def call(
         self, service_name: str, operation_name: str, params: dict[str, Any]
@@ -103,8 +106,7 @@ class Dispatcher:
             result = self.call(call.service, call.operation, call.params)
             if encoder is not None:
                 return encoder.success(call, result, request_id)
-            shape = spec.operation(call.service, call.operation).output_shape
-            body = dumps(to_wire(shape, result))
+            body = dumps(to_wire(shapes.output_shape(call.service, call.operation), result))
         except ServiceError as exc:
             return fail(exc)
         except StoreFull as exc:

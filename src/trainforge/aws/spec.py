@@ -7,7 +7,9 @@ subset is written once per botocore version under ``$XDG_CACHE_HOME/trainforge``
 in milliseconds. It is still botocore's model, cut mechanically, so the wire stays model-driven.
 
 This module owns which operations trainforge implements. It must not import anything from the
-service, store or runtime layers: the protocol layer only knows shapes.
+service, store or runtime layers: the protocol layer only knows shapes. botocore's model classes
+are imported when a model is first asked for: the pruned data alone (``model_data``, what
+``shapes`` reads) needs none of botocore's HTTP stack.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import botocore
-from botocore.model import OperationModel, ServiceModel, Shape
+
+if TYPE_CHECKING:
+    from botocore.model import OperationModel, ServiceModel, Shape
 
 SAGEMAKER = "sagemaker"
 LOGS = "logs"
@@ -95,7 +99,9 @@ def prune(data: dict[str, Any], operations: Iterable[str]) -> dict[str, Any]:
     }
 
 
-def _load(service_name: str) -> dict[str, Any]:
+@functools.cache
+def model_data(service_name: str) -> dict[str, Any]:
+    """The service's model, pruned to the operations trainforge implements, as JSON data."""
     path = _cache_dir() / f"{service_name}.json"
     try:
         with path.open(encoding="utf-8") as fh:
@@ -121,7 +127,9 @@ def _load(service_name: str) -> dict[str, Any]:
 
 @functools.cache
 def service_model(service_name: str) -> ServiceModel:
-    return ServiceModel(_load(service_name), service_name=service_name)
+    from botocore.model import ServiceModel
+
+    return ServiceModel(model_data(service_name), service_name=service_name)
 
 
 @functools.cache

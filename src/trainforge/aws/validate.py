@@ -1,4 +1,5 @@
-"""Validate request parameters against an input shape of a botocore service model.
+"""Validate request parameters against an input shape of a service model (``shapes``; botocore's
+own shapes read the same).
 
 Checks what botocore's client-side validator leaves to the service: required members, types,
 lengths, value ranges, enums and patterns (matched against the whole value, as AWS does), and
@@ -20,8 +21,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import regex
-from botocore.model import ListShape, MapShape, Shape, StructureShape
 
+from trainforge.aws.shapes import Shape
 from trainforge.errors import ValidationError
 
 _INTEGER_TYPES = frozenset({"integer", "long", "short", "byte"})
@@ -167,18 +168,18 @@ class Validator:
         self._also_accept = dict(also_accept or {})
         self._also_required = dict(also_required or {})
 
-    def errors(self, shape: StructureShape, params: Mapping[str, Any]) -> list[str]:
+    def errors(self, shape: Shape, params: Mapping[str, Any]) -> list[str]:
         found: list[str] = []
         self._structure(shape, params, "", found)
         return found
 
-    def validate(self, shape: StructureShape, params: Mapping[str, Any]) -> None:
+    def validate(self, shape: Shape, params: Mapping[str, Any]) -> None:
         found = self.errors(shape, params)
         if found:
             raise ValidationError(format_errors(found))
 
     def _structure(
-        self, shape: StructureShape, value: Mapping[str, Any], path: str, found: list[str]
+        self, shape: Shape, value: Mapping[str, Any], path: str, found: list[str]
     ) -> None:
         required = set(shape.required_members) | self._also_required.get(shape.name, frozenset())
         for name, member in shape.members.items():
@@ -197,10 +198,8 @@ class Validator:
             return
         kind = shape.type_name
         if kind == "structure":
-            assert isinstance(shape, StructureShape)
             self._structure(shape, value, path, found)
         elif kind == "list":
-            assert isinstance(shape, ListShape)
             too_long = self._length_failures(shape, len(value))
             found.extend(_error(value, path, c) for c in too_long)
             if too_long and len(value) > shape.metadata.get("max", len(value)):
@@ -213,14 +212,13 @@ class Validator:
                     continue
                 self._value(shape.member, item, item_path, found)
         elif kind == "map":
-            assert isinstance(shape, MapShape)
             self._map(shape, value, path, found)
         elif kind == "string":
             found.extend(_error(value, path, c) for c in self._string_failures(shape, value))
         elif kind in _INTEGER_TYPES or kind in _FLOAT_TYPES:
             found.extend(_error(value, path, c) for c in self._range_failures(shape, value))
 
-    def _map(self, shape: MapShape, value: dict[str, Any], path: str, found: list[str]) -> None:
+    def _map(self, shape: Shape, value: dict[str, Any], path: str, found: list[str]) -> None:
         too_long = self._length_failures(shape, len(value))
         found.extend(_error(value, path, c) for c in too_long)
         if too_long and len(value) > shape.metadata.get("max", len(value)):

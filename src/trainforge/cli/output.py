@@ -9,13 +9,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from trainforge.aws import spec
+from trainforge.aws import shapes
 from trainforge.aws.serializer import for_display
 from trainforge.errors import ServiceError
 
 
 def print_result(service: str, operation: str, result: dict[str, Any]) -> None:
-    shape = spec.operation(service, operation).output_shape
+    shape = shapes.output_shape(service, operation)
     print(json.dumps(for_display(shape, result), indent=4, ensure_ascii=False))
 
 

@@ -3,7 +3,11 @@ service sent them. Shared by the client modules."""
 
 from __future__ import annotations
 
-from botocore.exceptions import ClientError
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    # Imported where a call is made: botocore's exceptions are not a command's start-up cost.
+    from botocore.exceptions import ClientError
 
 
 def refusal(exc: ClientError) -> str:

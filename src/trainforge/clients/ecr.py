@@ -18,8 +18,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import botocore.exceptions
-
 from trainforge.clients.answers import refusal
 from trainforge.domain.images import RegistryAuth
 from trainforge.errors import RegistryLoginFailed
@@ -59,6 +57,7 @@ def ecr_registry(host: str) -> EcrRegistry | None:
 def fetch_token(registry: EcrRegistry) -> Token:
     """One GetAuthorizationToken call for the registry's account, in its region."""
     import boto3  # only when a login is needed: most commands never make one
+    import botocore.exceptions
 
     try:
         client = boto3.session.Session().client("ecr", region_name=registry.region)

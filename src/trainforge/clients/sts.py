@@ -11,37 +11,34 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-import botocore.exceptions
-from botocore.config import Config
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import boto3
+    import botocore.session
 
 from trainforge.clients.answers import refusal
 from trainforge.errors import CredentialsError
 
-# An unreachable STS must not hold a job's start for long: a few seconds, one try.
-_STS_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 1})
 # Keys without an expiry (a profile's, this process's) are served as if they lasted this long,
 # since the container-credentials format requires an Expiration.
 STATIC_LIFETIME_SECONDS = 3600.0
 
 
-_session: boto3.session.Session | None = None
+_session: botocore.session.Session | None = None
 _session_lock = threading.Lock()
 
 
-def _own_session() -> boto3.session.Session:
+def _own_session() -> botocore.session.Session:
     """One session for this process: its credentials are resolved (and logged by botocore)
-    once, not at every job. Making clients from a session is not thread-safe: under the lock."""
+    once, not at every job. Making clients from a session is not thread-safe: under the lock.
+    botocore's own session, not boto3's: the same credentials and client, without loading
+    boto3 and s3transfer (a tenth of a second of a job's start, where nothing else needs them)."""
     global _session
-    import boto3  # when a job first needs credentials: `trainforge run` mostly never does
+    import botocore.session  # when a job first needs credentials
 
     with _session_lock:
         if _session is None:
-            _session = boto3.session.Session()
+            _session = botocore.session.Session()
         return _session
 
 
@@ -60,10 +57,17 @@ def assume_role(
 ) -> RoleCredentials:
     """Temporary credentials of ``role_arn`` for ``duration_seconds``, with this process's own
     credentials. Raises ``CredentialsError`` saying why STS refused or could not be reached."""
+    # botocore's client machinery (its HTTP stack) loads with the first job that needs it.
+    import botocore.exceptions
+    from botocore.config import Config
+
+    # An unreachable STS must not hold a job's credentials for long: a few seconds, one try.
+    config = Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 1})
     try:
         session = _own_session()
         with _session_lock:
-            sts = session.client("sts", region_name=region, config=_STS_CONFIG)
+            # A client's operations are made at run time from the model (no stubs for STS).
+            sts: Any = session.create_client("sts", region_name=region, config=config)
         answer = sts.assume_role(
             RoleArn=role_arn,
             RoleSessionName=session_name[:64],
@@ -83,7 +87,9 @@ def assume_role(
     )
 
 
-def _frozen(session: boto3.session.Session, source: str) -> RoleCredentials | None:
+def _frozen(session: botocore.session.Session, source: str) -> RoleCredentials | None:
+    import botocore.exceptions
+
     try:
         found = session.get_credentials()
     except botocore.exceptions.BotoCoreError as exc:
@@ -104,10 +110,12 @@ def _frozen(session: boto3.session.Session, source: str) -> RoleCredentials | No
 
 def profile_credentials(profile: str) -> RoleCredentials:
     """The keys of an AWS profile (of the shared config and credentials files)."""
-    try:
-        import boto3
+    import botocore.exceptions
+    import botocore.session
 
-        session = boto3.session.Session(profile_name=profile)
+    session = botocore.session.Session(profile=profile)
+    try:
+        session.get_scoped_config()
     except botocore.exceptions.ProfileNotFound:
         raise CredentialsError(f"the AWS profile {profile!r} does not exist") from None
     found = _frozen(session, f"profile {profile}")

@@ -115,6 +115,9 @@ class DockerEngine:
         return [Node(LOCAL_NODE, float(os.cpu_count() or 1), int(memory), tuple(gpus))]
 
     def image(self, ref: str, source: SourceOf | None = None) -> ImageInfo:
+        # A job's hosts are started next, with a CPU limit that needs the engine's CPU count:
+        # it is asked for meanwhile.
+        self.docker.prefetch_info()
         return self.docker.image(ref, source)
 
     def probe_image(self, ref: str, list_dir: str, executable: str) -> ImageContents:
@@ -191,9 +194,9 @@ class DockerEngine:
         return self._find(job)[0]
 
     def usage(self, job: str) -> dict[str, HostUsage]:
-        containers, _ = self._find(job)
+        # The containers this engine waits on are known: no listing every sampling round.
         found = {}
-        for host, container_id in containers.items():
+        for host, container_id in self._containers(job).items():
             data = self.docker.stats(container_id)
             usage = host_usage(data) if data else None
             if usage is not None:

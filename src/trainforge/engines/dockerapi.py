@@ -1,7 +1,15 @@
-"""The Docker Engine API, through docker-py's low-level client: the only module of trainforge
-that imports ``docker``. The local engine (``engines.docker``) and the Swarm engine
-(``engines.swarm``) both speak to Docker through it; it turns docker-py's errors into
-``EngineError``, ``ImageNotFound`` and ``ContainerStartError`` with messages a user can act on.
+"""The Docker Engine API: the only module of trainforge that talks to Docker (and imports
+``docker``). The local engine (``engines.docker``) and the Swarm engine (``engines.swarm``) both
+speak to Docker through it; it turns the engine's errors into ``EngineError``, ``ImageNotFound``
+and ``ContainerStartError`` with messages a user can act on.
+
+What a job's run asks of the engine (inspect the image, create, start, wait for, inspect, list,
+signal, read the logs of and remove containers) goes through ``_Transport``: with a local engine
+(a unix socket, the common case) that is ``http.client`` on the socket, one connection per
+request; otherwise docker-py's client. docker-py (with requests and urllib3) costs about a tenth
+of a second to import, which ``trainforge run`` of a short job would pay before its container
+starts; it is imported when something only it does is asked for (pulling, building, probing an
+image, networks, the swarm) or the engine is not on a unix socket.
 
 Containers' log options are set here, never left to the daemon's defaults: a daemon configured
 to rotate json-file logs (``max-size=10m``) rotates faster than a reader follows a chatty job,
@@ -14,20 +22,17 @@ from __future__ import annotations
 import base64
 import calendar
 import contextlib
+import http.client
 import io
 import json
 import os
+import socket
 import tarfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import PurePosixPath
-from typing import Any, TypeVar
-
-import docker
-import docker.auth
-import docker.errors
-import docker.types
-import requests.exceptions
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote, urlencode
 
 from trainforge.domain.images import DOCKER_HUB, ImageSource, RegistryAuth, registry_of, split_tag
 from trainforge.engines.base import (
@@ -40,8 +45,11 @@ from trainforge.engines.base import (
 )
 from trainforge.errors import ContainerStartError, EngineError, ImageNotFound
 
+if TYPE_CHECKING:
+    import docker.types
+
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-_CONNECTION_ERRORS = (requests.exceptions.ConnectionError, docker.errors.DockerException)
+_DEFAULT_HOST = "unix:///var/run/docker.sock"
 # json-file cannot be told "never rotate" once the daemon sets max-size; a size no job writes
 # says the same. One file: nothing is ever rotated away.
 LOG_OPTIONS = {"max-size": "1000g", "max-file": "1"}
@@ -57,6 +65,229 @@ T = TypeVar("T")
 
 class Missing(Exception):
     """The object asked for does not exist (HTTP 404)."""
+
+
+def _connection_errors() -> tuple[type[Exception], ...]:
+    """docker-py's failures to reach the engine (imported with docker-py, where it is used)."""
+    import docker.errors
+    import requests.exceptions
+
+    return (requests.exceptions.ConnectionError, docker.errors.DockerException)
+
+
+class _ApiError(Exception):
+    """The engine answered with an error status; ``explanation`` is its message."""
+
+    def __init__(self, status: int, explanation: str) -> None:
+        super().__init__(f"{status} {explanation}")
+        self.status = status
+        self.explanation = explanation
+
+
+class _Unreachable(Exception):
+    """The engine could not be reached (or went away in the middle of an answer);
+    ``first_contact``: on the first call, when whether there is an engine at all is unknown."""
+
+    first_contact = False
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float | None) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.timeout)
+            sock.connect(self._path)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def _explanation(data: bytes) -> str:
+    """The engine's error message, as docker-py reads it (its JSON ``message``, else the text)."""
+    try:
+        return str(json.loads(data)["message"])
+    except (ValueError, KeyError, TypeError):
+        return data.decode("utf-8", "replace").strip()
+
+
+class _Transport:
+    """The Engine API calls a job's run makes: ``call`` answers the decoded JSON (None for an
+    empty answer) or raises ``_ApiError``/``_Unreachable``; ``stream`` answers the body in
+    chunks as they come (None for 404). ``timeout`` None: no timeout (waiting, following)."""
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        timeout: float | None = -1.0,
+    ) -> Any:
+        raise NotImplementedError
+
+    def stream(self, path: str, params: Mapping[str, str]) -> Iterator[bytes] | None:
+        raise NotImplementedError
+
+
+class _SocketTransport(_Transport):
+    """``http.client`` on the engine's unix socket, one connection per request (a unix socket
+    connects in microseconds, and no connection is shared between threads). The API version
+    is the engine's own, asked once, as docker-py's ``version="auto"`` does."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        self._path = path
+        self._timeout = timeout
+        self._version: str | None = None
+        self._lock = threading.Lock()
+
+    def _send(
+        self, method: str, url: str, body: Any, timeout: float | None
+    ) -> tuple[_UnixConnection, http.client.HTTPResponse]:
+        connection = _UnixConnection(self._path, self._timeout if timeout == -1.0 else timeout)
+        headers = {}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        try:
+            connection.request(method, url, body=data, headers=headers)
+            return connection, connection.getresponse()
+        except (OSError, http.client.HTTPException) as exc:
+            connection.close()
+            raise _Unreachable(f"{exc.__class__.__name__}: {exc}") from exc
+
+    def _read(self, connection: _UnixConnection, response: http.client.HTTPResponse) -> bytes:
+        try:
+            return response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise _Unreachable(f"{exc.__class__.__name__}: {exc}") from exc
+        finally:
+            connection.close()
+
+    def version(self) -> str:
+        with self._lock:
+            if self._version is None:
+                try:
+                    connection, response = self._send("GET", "/version", None, -1.0)
+                    data = self._read(connection, response)
+                except _Unreachable as exc:
+                    exc.first_contact = True
+                    raise
+                if response.status >= 400:
+                    raise _ApiError(response.status, _explanation(data))
+                self._version = str(json.loads(data)["ApiVersion"])
+            return self._version
+
+    def _url(self, path: str, params: Mapping[str, str] | None) -> str:
+        query = f"?{urlencode(params)}" if params else ""
+        return f"/v{self.version()}{path}{query}"
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        timeout: float | None = -1.0,
+    ) -> Any:
+        connection, response = self._send(method, self._url(path, params), body, timeout)
+        data = self._read(connection, response)
+        if response.status >= 400:
+            raise _ApiError(response.status, _explanation(data))
+        return json.loads(data) if data.strip() else None
+
+    def stream(self, path: str, params: Mapping[str, str]) -> Iterator[bytes] | None:
+        connection, response = self._send("GET", self._url(path, params), None, None)
+        if response.status >= 400:
+            data = self._read(connection, response)
+            if response.status == 404:
+                return None
+            raise _ApiError(response.status, _explanation(data))
+        return self._chunks(connection, response)
+
+    @staticmethod
+    def _chunks(connection: _UnixConnection, response: http.client.HTTPResponse) -> Iterator[bytes]:
+        try:
+            while True:
+                try:
+                    chunk = response.read1(_READ_CHUNK)
+                except (OSError, http.client.HTTPException) as exc:
+                    raise _Unreachable(f"{exc.__class__.__name__}: {exc}") from exc
+                if not chunk:
+                    return
+                yield chunk
+        finally:
+            connection.close()
+
+
+class _DockerPyTransport(_Transport):
+    """The same calls through docker-py's client: an engine on TCP (TLS) or SSH."""
+
+    def __init__(self, api: Callable[[], Any]) -> None:
+        self._api = api
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        timeout: float | None = -1.0,
+    ) -> Any:
+        import docker.errors
+
+        api = self._api()
+        url = f"{api.base_url}/v{api.api_version}{path}"
+        options: dict[str, Any] = {"params": dict(params or {})}
+        if timeout != -1.0:
+            options["timeout"] = timeout
+        if body is not None:
+            options["data"] = json.dumps(body)
+            options["headers"] = {"Content-Type": "application/json"}
+        try:
+            response = api._result(getattr(api, f"_{method.lower()}")(url, **options), False)
+        except docker.errors.APIError as exc:
+            raise _ApiError(exc.status_code or 500, str(exc.explanation or exc)) from exc
+        except _connection_errors() as exc:
+            raise _Unreachable(str(exc)) from exc
+        return json.loads(response) if response.strip() else None
+
+    def stream(self, path: str, params: Mapping[str, str]) -> Iterator[bytes] | None:
+        api = self._api()
+        url = f"{api.base_url}/v{api.api_version}{path}"
+        try:
+            response = api.get(url, params=dict(params), stream=True, timeout=None)
+        except _connection_errors() as exc:
+            raise _Unreachable(str(exc)) from exc
+        if response.status_code == 404:
+            response.close()
+            return None
+        if response.status_code >= 400:
+            text = response.text
+            response.close()
+            raise _ApiError(response.status_code, text.strip())
+        return self._chunks(response)
+
+    @staticmethod
+    def _chunks(response: Any) -> Iterator[bytes]:
+        try:
+            yield from response.iter_content(_READ_CHUNK)
+        except _connection_errors() as exc:
+            raise _Unreachable(str(exc)) from exc
+        finally:
+            response.close()
+
+
+def _socket_path(url: str) -> str | None:
+    """The path of a ``unix://`` engine address (None for any other)."""
+    if url.startswith("unix://"):
+        return url[len("unix://") :] or None
+    return None
 
 
 def parse_timestamp_ns(text: str) -> int:
@@ -98,12 +329,22 @@ class DockerApi:
         self._timeout = timeout
         self._lock = threading.Lock()
         self._info: dict[str, Any] | None = None
+        self._info_lock = threading.Lock()
+        path = _socket_path(self._address()) if client is None else None
+        self._transport: _Transport = (
+            _SocketTransport(path, timeout) if path else _DockerPyTransport(lambda: self.api)
+        )
+
+    def _address(self) -> str:
+        return self._base_url or os.environ.get("DOCKER_HOST") or _DEFAULT_HOST
 
     @property
     def api(self) -> Any:
         """docker-py's low-level client, connected on first use: commands that never touch a
         container must not need a running engine."""
         if self._client is None:
+            import docker
+
             with self._lock:
                 if self._client is None:
                     try:
@@ -113,22 +354,29 @@ class DockerApi:
                             )
                         else:
                             self._client = docker.from_env(version="auto", timeout=self._timeout)
-                    except _CONNECTION_ERRORS as exc:
-                        host = self._base_url or os.environ.get(
-                            "DOCKER_HOST", "unix:///var/run/docker.sock"
-                        )
-                        raise EngineError(
-                            f"Cannot reach the Docker engine at {host}: {exc}. Is Docker "
-                            "running, and may this user use it?"
-                        ) from exc
+                    except _connection_errors() as exc:
+                        raise self._unreachable(exc) from exc
         return self._client.api
 
+    def _unreachable(self, exc: Exception) -> EngineError:
+        return EngineError(
+            f"Cannot reach the Docker engine at {self._address()}: {exc}. Is Docker "
+            "running, and may this user use it?"
+        )
+
     def describe(self) -> str:
-        url = self._base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-        return f"Docker at {url}"
+        return f"Docker at {self._address()}"
 
     def fail(self, action: str, exc: Exception) -> EngineError:
-        if isinstance(exc, _CONNECTION_ERRORS) and not isinstance(exc, docker.errors.APIError):
+        import docker.errors
+
+        if isinstance(exc, _Unreachable):
+            return EngineError(
+                f"Cannot reach the Docker engine ({self.describe()}) to {action}: {exc}"
+            )
+        if isinstance(exc, _ApiError):
+            return EngineError(f"Docker could not {action}: {exc.explanation or exc}")
+        if isinstance(exc, _connection_errors()) and not isinstance(exc, docker.errors.APIError):
             return EngineError(
                 f"Cannot reach the Docker engine ({self.describe()}) to {action}: {exc}"
             )
@@ -137,16 +385,22 @@ class DockerApi:
         return EngineError(f"Docker could not {action}: {exc}")
 
     def call(self, action: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """One API call: 404 becomes ``Missing``, anything else that fails ``EngineError``."""
+        """One docker-py call: 404 becomes ``Missing``, anything else that fails
+        ``EngineError``."""
+        import docker.errors
+
         try:
             return fn(*args, **kwargs)
         except docker.errors.NotFound as exc:
             raise Missing(str(exc)) from exc
-        except _CONNECTION_ERRORS as exc:
+        except _connection_errors() as exc:
             raise self.fail(action, exc) from exc
 
     def quietly(self, action: str, fn: Callable[..., object], *args: Any, **kwargs: Any) -> None:
-        """A call whose "already gone" (404) and "already doing it" (409) answers mean done."""
+        """A docker-py call whose "already gone" (404) and "already doing it" (409) answers
+        mean done."""
+        import docker.errors
+
         try:
             fn(*args, **kwargs)
         except docker.errors.NotFound:
@@ -154,26 +408,78 @@ class DockerApi:
         except docker.errors.APIError as exc:
             if exc.status_code != 409:
                 raise self.fail(action, exc) from exc
-        except _CONNECTION_ERRORS as exc:
+        except _connection_errors() as exc:
             raise self.fail(action, exc) from exc
 
+    def request(
+        self,
+        action: str,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        timeout: float | None = -1.0,
+    ) -> Any:
+        """One call of a job's run (``_Transport``): 404 becomes ``Missing``, anything else
+        that fails ``EngineError``."""
+        try:
+            return self._transport.call(method, path, params, body, timeout)
+        except _ApiError as exc:
+            if exc.status == 404:
+                raise Missing(exc.explanation) from exc
+            raise self.fail(action, exc) from exc
+        except _Unreachable as exc:
+            raise (self._unreachable(exc) if exc.first_contact else self.fail(action, exc)) from exc
+
+    def request_quietly(
+        self, action: str, method: str, path: str, params: Mapping[str, str] | None = None
+    ) -> None:
+        """``request`` whose "already gone" (404) and "already doing it" (409) mean done."""
+        try:
+            self.request(action, method, path, params)
+        except Missing:
+            pass
+        except EngineError as exc:
+            cause = exc.__cause__
+            if not (isinstance(cause, _ApiError) and cause.status == 409):
+                raise
+
     def info(self) -> dict[str, Any]:
-        if self._info is None:
-            self._info = dict(self.call("read the engine's information", self.api.info))
-        return self._info
+        # One asking at a time: a caller that comes while it is asked waits for its answer.
+        with self._info_lock:
+            if self._info is None:
+                self._info = dict(self.request("read the engine's information", "GET", "/info"))
+            return self._info
+
+    def prefetch_info(self) -> None:
+        """Ask for the engine's information (its CPU count, which a container's CPU limit
+        needs) on a thread of its own, while the caller does other work; ``info`` then waits
+        for that answer instead of asking again. A failure here is left for ``info`` to meet."""
+        if self._info is not None:
+            return
+
+        def ask() -> None:
+            with contextlib.suppress(EngineError, Missing):
+                self.info()
+
+        threading.Thread(target=ask, name="docker-info", daemon=True).start()
 
     def version(self) -> dict[str, Any]:
         """The engine's own account of itself: ``Version``, ``ApiVersion``, ``Os``, ..."""
-        return dict(self.call("read the engine's version", self.api.version))
+        return dict(self.request("read the engine's version", "GET", "/version"))
 
     def cpus(self) -> float:
         return float(self.info().get("NCPU") or os.cpu_count() or 1)
 
     # -- images --------------------------------------------------------------------------------
 
+    def _inspect_image(self, ref: str) -> dict[str, Any]:
+        path = f"/images/{quote(ref, safe='/:')}/json"
+        return dict(self.request(f"inspect the image {ref}", "GET", path))
+
     def image(self, ref: str, source: SourceOf | None = None) -> ImageInfo:
         try:
-            data = self.call(f"inspect the image {ref}", self.api.inspect_image, ref)
+            data = self._inspect_image(ref)
         except EngineError as exc:
             if "invalid reference format" in str(exc):
                 raise ImageNotFound(
@@ -183,7 +489,7 @@ class DockerApi:
         except Missing:
             self._pull(ref, source() if source is not None else ImageSource(ref))
             try:
-                data = self.call(f"inspect the image {ref}", self.api.inspect_image, ref)
+                data = self._inspect_image(ref)
             except Missing as exc:
                 raise ImageNotFound(f"The training image {ref} is not on this machine.") from exc
         config = data.get("Config") or {}
@@ -200,6 +506,8 @@ class DockerApi:
     def _pull(self, ref: str, source: ImageSource) -> None:
         """Pull ``source.ref`` with its login (or the Docker client configuration's), and name
         it ``ref`` when it came from elsewhere."""
+        import docker.errors
+
         repository, tag = split_tag(source.ref)
         registry = registry_of(source.ref)
         try:
@@ -222,7 +530,7 @@ class DockerApi:
             raise ImageNotFound(
                 f"The training image {ref} could not be pulled from {registry}{where}: {answer}"
             ) from exc
-        except _CONNECTION_ERRORS as exc:
+        except _connection_errors() as exc:
             raise self.fail(f"pull the image {ref}", exc) from exc
 
     def probe_image(self, ref: str, list_dir: str, executable: str) -> ImageContents:
@@ -242,12 +550,14 @@ class DockerApi:
                 entries_under=tuple(self._names_under(probe["Id"], list_dir)),
                 on_path=self._on_path(probe["Id"], executable, info.env.get("PATH")),
             )
-        except _CONNECTION_ERRORS as exc:
+        except _connection_errors() as exc:
             raise self.fail(action, exc) from exc
         finally:
             self.remove_container(probe["Id"])
 
     def _names_under(self, container_id: str, path: str, limit: int = 10) -> list[str]:
+        import docker.errors
+
         try:
             stream, _ = self.api.get_archive(container_id, path, chunk_size=64 * 1024)
         except docker.errors.NotFound:
@@ -292,7 +602,7 @@ class DockerApi:
         action = f"build the image {tag}"
         try:
             output = list(self.api.build(path=context, tag=tag, rm=True, decode=True))
-        except _CONNECTION_ERRORS as exc:
+        except _connection_errors() as exc:
             raise self.fail(action, exc) from exc
         errors = [str(item["error"]).strip() for item in output if "error" in item]
         if errors:
@@ -310,6 +620,8 @@ class DockerApi:
         With ``gpu_ids``, those GPUs are given to it as a training container gets them.
         ``host_network_admin``: on the machine's own network, with CAP_NET_ADMIN (and nothing
         else privileged), to change that network."""
+        import docker.types
+
         action = f"run {image}"
         host_config = None
         if gpu_ids:
@@ -377,8 +689,9 @@ class DockerApi:
 
     def remove_networks(self, labels: Mapping[str, str]) -> None:
         action = "remove a job's network"
-        for network in self.call(action, self.api.networks, filters=label_filter(labels)):
-            self.quietly(action, self.api.remove_network, network["Id"])
+        params = {"filters": json.dumps(label_filter(labels))}
+        for network in self.request(action, "GET", "/networks", params):
+            self.request_quietly(action, "DELETE", f"/networks/{network['Id']}")
 
     # -- swarm ---------------------------------------------------------------------------------
 
@@ -414,6 +727,8 @@ class DockerApi:
         it (X-Registry-Auth), so the node the task lands on pulls the image with it.
         ``secrets``: (id, name, path in the container) of swarm secrets it reads, read-only for
         every user."""
+        import docker.types
+
         all_mounts = [docker_mount(m) for m in mounts]
         if shm_bytes:
             # Services have no --shm-size: a tmpfs over /dev/shm is the same thing.
@@ -479,6 +794,8 @@ class DockerApi:
     ) -> dict[str, Any]:
         """docker-py's create_service takes its X-Registry-Auth from the client configuration
         only; this is the same request with the login given."""
+        import docker.auth
+
         body = {
             "Name": name,
             "Labels": dict(labels),
@@ -505,6 +822,8 @@ class DockerApi:
         """A service with one task on every node, on the node's own network (``docker service
         create --mode global --network host --cap-add ...``), restarted when it stops. A task
         counts as running only once ``health_check`` succeeds in it (every second)."""
+        import docker.types
+
         spec = docker.types.ContainerSpec(
             image,
             command=list(command),
@@ -608,93 +927,110 @@ class DockerApi:
         shm_bytes: int | None = None,
         gpu_ids: Sequence[str] = (),
     ) -> str:
-        """Create and start one container; nothing is left behind when it cannot start."""
+        """Create and start one container; nothing is left behind when it cannot start. The
+        request is the one docker-py's ``create_container`` makes of these arguments."""
         host_config: dict[str, Any] = {
-            "mounts": [docker_mount(m) for m in mounts],
-            "network_mode": network,
-            "shm_size": shm_bytes,
-            "mem_limit": memory_bytes,
-            "log_config": docker.types.LogConfig(type=LOG_DRIVER, config=dict(LOG_OPTIONS)),
+            "NetworkMode": network,
+            "LogConfig": {"Type": LOG_DRIVER, "Config": dict(LOG_OPTIONS)},
+            "Mounts": [mount_config(m) for m in mounts],
         }
+        if memory_bytes is not None:
+            host_config["Memory"] = int(memory_bytes)
+        if shm_bytes:
+            host_config["ShmSize"] = int(shm_bytes)
         if cpus:
             # Docker refuses a CPU limit above the engine's CPU count.
-            host_config["nano_cpus"] = int(min(cpus, self.cpus()) * 1e9)
+            host_config["NanoCpus"] = int(min(cpus, self.cpus()) * 1e9)
         if gpu_ids:
-            host_config["device_requests"] = [
-                docker.types.DeviceRequest(device_ids=list(gpu_ids), capabilities=[["gpu"]])
-            ]
-        networking = None
-        if aliases:
-            networking = self.api.create_networking_config(
-                {network: self.api.create_endpoint_config(aliases=list(aliases))}
-            )
+            host_config["DeviceRequests"] = [gpu_request(gpu_ids)]
+        config = {
+            "Hostname": hostname,
+            "Tty": False,
+            "OpenStdin": False,
+            "StdinOnce": False,
+            "AttachStdin": False,
+            "AttachStdout": True,
+            "AttachStderr": True,
+            "Env": [f"{key}={value}" for key, value in env.items()],
+            "Cmd": list(command) if command is not None else None,
+            "Image": image,
+            "NetworkDisabled": False,
+            "Entrypoint": list(entrypoint) if entrypoint is not None else None,
+            "HostConfig": host_config,
+            "NetworkingConfig": (
+                {"EndpointsConfig": {network: {"Aliases": list(aliases)}}} if aliases else None
+            ),
+            "Labels": dict(labels),
+        }
         action = f"create the container for {hostname}"
-        container = self.call(
+        container = self.request(
             action,
-            self.api.create_container,
-            image,
-            command=list(command) if command is not None else None,
-            entrypoint=list(entrypoint) if entrypoint is not None else None,
-            environment=dict(env),
-            hostname=hostname,
-            labels=dict(labels),
-            name=name,
-            host_config=self.api.create_host_config(**host_config),
-            networking_config=networking,
+            "POST",
+            "/containers/create",
+            {"name": name},
+            {key: value for key, value in config.items() if value is not None},
         )
         container_id = str(container["Id"])
         try:
-            self.api.start(container_id)
-        except docker.errors.APIError as exc:
+            self._transport.call("POST", f"/containers/{container_id}/start")
+        except _ApiError as exc:
             self.remove_container(container_id)
             raise ContainerStartError(
                 f"The training container for {hostname} could not start: {exc.explanation or exc}"
             ) from exc
-        except _CONNECTION_ERRORS as exc:
+        except _Unreachable as exc:
             with contextlib.suppress(EngineError):
                 self.remove_container(container_id)
             raise self.fail(f"start the container for {hostname}", exc) from exc
         return container_id
 
     def containers(self, labels: Mapping[str, str]) -> list[dict[str, Any]]:
-        found = self.call(
-            "list containers", self.api.containers, all=True, filters=label_filter(labels)
-        )
-        return list(found)
+        params = {"all": "1", "filters": json.dumps(label_filter(labels))}
+        return list(self.request("list containers", "GET", "/containers/json", params))
 
     def inspect(self, container_id: str) -> dict[str, Any] | None:
         try:
-            return dict(self.call("inspect a container", self.api.inspect_container, container_id))
+            return dict(
+                self.request("inspect a container", "GET", f"/containers/{container_id}/json")
+            )
         except Missing:
             return None
 
     def wait(self, container_id: str) -> int | None:
         """Block until the container exits; its exit code, or None when it is gone."""
         try:
-            result = self.call("wait for a container", self.api.wait, container_id, timeout=None)
+            result = self.request(
+                "wait for a container", "POST", f"/containers/{container_id}/wait", timeout=None
+            )
         except Missing:
             return None
         return int(result.get("StatusCode", 0))
 
     def signal(self, container_id: str, signal: str) -> None:
-        self.quietly(f"send {signal} to a container", self.api.kill, container_id, signal=signal)
+        self.request_quietly(
+            f"send {signal} to a container",
+            "POST",
+            f"/containers/{container_id}/kill",
+            {"signal": signal},
+        )
 
     def stats(self, container_id: str) -> dict[str, Any] | None:
         """One sample of the container's resource use (no waiting for a second one)."""
         try:
-            found = self.call(
+            found = self.request(
                 "read a container's use",
-                self.api.stats,
-                container_id,
-                stream=False,
-                one_shot=True,
+                "GET",
+                f"/containers/{container_id}/stats",
+                {"stream": "0", "one-shot": "1"},
             )
         except Missing:
             return None
         return dict(found)
 
     def remove_container(self, container_id: str) -> None:
-        self.quietly("remove a container", self.api.remove_container, container_id, force=True)
+        self.request_quietly(
+            "remove a container", "DELETE", f"/containers/{container_id}", {"force": "1"}
+        )
 
     def container_logs(self, container_id: str, since_ns: int, follow: bool) -> Iterator[LogLine]:
         """The container's lines with Docker's timestamps, after ``since_ns`` (roughly: the
@@ -711,33 +1047,26 @@ class DockerApi:
         """Read a log endpoint in large chunks and split Docker's multiplexed frames here:
         docker-py reads each frame with two small reads, which costs more than the rest of a
         line's way to the store together."""
-        params: dict[str, Any] = {
-            "stdout": 1,
-            "stderr": 1,
-            "timestamps": 1,
-            "follow": int(follow),
-        }
+        params = {"stdout": "1", "stderr": "1", "timestamps": "1", "follow": str(int(follow))}
         if since_ns > 0:
             params["since"] = f"{since_ns // 1_000_000_000}.{since_ns % 1_000_000_000:09d}"
         action = "read a container's logs"
-        url = f"{self.api.base_url}/v{self.api.api_version}{path}"
         try:
-            response = self.api.get(url, params=params, stream=True, timeout=None)
-        except _CONNECTION_ERRORS as exc:
+            chunks = self._transport.stream(path, params)
+        except _ApiError as exc:
+            raise EngineError(f"Docker could not {action}: {exc.explanation}") from exc
+        except _Unreachable as exc:
             raise self.fail(action, exc) from exc
-        if response.status_code == 404:
-            response.close()
+        if chunks is None:
             return
-        if response.status_code >= 400:
-            text = response.text
-            response.close()
-            raise EngineError(f"Docker could not {action}: {text.strip()}")
         try:
-            yield from _lines(_frames(response.iter_content(_READ_CHUNK)))
-        except _CONNECTION_ERRORS as exc:
+            yield from _lines(_frames(chunks))
+        except _Unreachable as exc:
             raise self.fail(action, exc) from exc
         finally:
-            response.close()
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
 
 
 _READ_CHUNK = 256 * 1024
@@ -825,7 +1154,30 @@ def registry_auth(auth: RegistryAuth | None) -> dict[str, str] | None:
     return {"username": auth.username, "password": auth.password, "serveraddress": auth.server}
 
 
+def mount_config(mount: Mount) -> dict[str, Any]:
+    """A mount as the Engine API takes it (what ``docker.types.Mount`` makes of it)."""
+    return {
+        "Target": str(mount.target),
+        "Source": mount.source,
+        "Type": "volume" if mount.kind is MountKind.VOLUME else "bind",
+        "ReadOnly": mount.read_only,
+    }
+
+
+def gpu_request(gpu_ids: Sequence[str]) -> dict[str, Any]:
+    """These GPUs as a device request (what ``docker.types.DeviceRequest`` makes of them)."""
+    return {
+        "Driver": "",
+        "Count": 0,
+        "DeviceIDs": list(gpu_ids),
+        "Capabilities": [["gpu"]],
+        "Options": {},
+    }
+
+
 def docker_mount(mount: Mount) -> docker.types.Mount:
+    import docker.types
+
     return docker.types.Mount(
         target=str(mount.target),
         source=mount.source,

@@ -6,8 +6,14 @@ environment. A job with EnableNetworkIsolation gets none of it.
 ``TRAINFORGE_PASS_AWS_CREDENTIALS=true`` keeps the old, less safe way: trainforge's own keys in
 every container's environment (visible to ``docker inspect``), and no endpoint.
 
-Warnings (an S3 endpoint containers cannot reach, credentials that are not the role's, an
-endpoint that could not start) go to the job's log when the job starts. The token file is a
+The role's credentials are found when a container first asks for them (``PendingCredentials``):
+an AssumeRole round trip, and the SDK it loads, would otherwise hold every job's start, also of
+the many jobs that never call AWS. A container whose job has none to give still gets the
+endpoint, which answers it with why.
+
+Warnings (an S3 endpoint containers cannot reach, an endpoint that could not start) go to the
+job's log when the job starts; those of its credentials (that they are not the role's, and why)
+when a container first asks for them, before it gets its answer. The token file is a
 secret file of the job's group (``engines.base.SecretFile``): bind-mounted on one machine, a
 Swarm secret on a cluster, whose nodes relay the containers' requests to this endpoint.
 """
@@ -28,7 +34,7 @@ from trainforge.runtime.credentials_endpoint import (
     CredentialsEndpoint,
 )
 from trainforge.runtime.jobspec import JobSpec
-from trainforge.runtime.role_credentials import CredentialsPolicy, credentials_for
+from trainforge.runtime.role_credentials import CredentialsPolicy, PendingCredentials
 
 ENV_S3_ENDPOINT = "AWS_ENDPOINT_URL_S3"
 
@@ -91,11 +97,7 @@ class AwsAccess:
                 f"available ({exc}). See docs/credentials.md."
             )
             return Grant(env)
-        credentials, warnings = credentials_for(spec.name, spec.role_arn, self.policy)
-        for warning in warnings:
-            warn(warning)
-        if credentials is None:
-            return Grant(env)
+        credentials = PendingCredentials(spec.name, spec.role_arn, self.policy, warn)
         try:
             token_file = self.endpoint.open(spec.name, credentials)
         except CredentialsError as exc:

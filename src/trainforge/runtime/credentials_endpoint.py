@@ -7,9 +7,11 @@ A job is opened with a fresh random token, written to a file that is bind-mounte
 its containers and named by ``AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE``, so ``docker inspect``
 shows no secret; ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` names the endpoint. A request is answered
 with the credentials of the one job whose token it carries, only while that job is open (from its
-start to the end of its containers); any other request gets 403. The SDKs accept plain HTTP only
-from loopback or a few link-local addresses, so the endpoint listens on one of those held by the
-machine (``runtime.linkaddress``): containers on a Docker bridge reach it through their gateway.
+start to the end of its containers), found when they are first asked for; any other request
+gets 403, and a job with no credentials to give gets 500 saying why. The SDKs
+accept plain HTTP only from loopback or a few link-local addresses, so the endpoint listens on
+one of those held by the machine (``runtime.linkaddress``): containers on a Docker bridge reach
+it through their gateway.
 
 This module never logs a request, a token or a credential.
 """
@@ -23,6 +25,7 @@ import os
 import secrets
 import shutil
 import socket
+import socketserver
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -31,7 +34,7 @@ from pathlib import Path, PurePosixPath
 
 from trainforge.errors import CredentialsError
 from trainforge.runtime.linkaddress import hold_address
-from trainforge.runtime.role_credentials import JobCredentials
+from trainforge.runtime.role_credentials import JobCredentials, PendingCredentials
 
 # Where the token file appears inside a container.
 TOKEN_PATH = PurePosixPath("/etc/trainforge/aws-container-authorization-token")
@@ -47,6 +50,13 @@ def _iso(epoch: float) -> str:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     endpoint: CredentialsEndpoint
+
+    def server_bind(self) -> None:
+        # HTTPServer's own looks the address's name up (a reverse DNS query, which a slow
+        # resolver makes last seconds) for a server_name nothing here uses.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name = str(self.server_address[0])
+        self.server_port = int(self.server_address[1])
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -114,7 +124,7 @@ class CredentialsEndpoint:
         self._relay = relay
         self._container_url = ""
         self._server: _Server | None = None
-        self._jobs: dict[str, tuple[str, JobCredentials]] = {}
+        self._jobs: dict[str, tuple[str, JobCredentials | PendingCredentials]] = {}
         self._lock = threading.Lock()
         self._failure: str | None = None
 
@@ -193,7 +203,7 @@ class CredentialsEndpoint:
             server.shutdown()
             server.server_close()
 
-    def open(self, job: str, credentials: JobCredentials) -> Path:
+    def open(self, job: str, credentials: JobCredentials | PendingCredentials) -> Path:
         """Start serving ``credentials`` to ``job``'s containers; returns the token file to
         mount at ``TOKEN_PATH``. A job opened again (a worker taking it over) keeps the token
         its containers already hold."""
@@ -222,7 +232,7 @@ class CredentialsEndpoint:
             self._jobs.pop(job, None)
         shutil.rmtree(self.token_dir / job, ignore_errors=True)
 
-    def job_of(self, token: str) -> JobCredentials | None:
+    def job_of(self, token: str) -> JobCredentials | PendingCredentials | None:
         if not token:
             return None
         with self._lock:

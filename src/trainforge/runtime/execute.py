@@ -135,8 +135,8 @@ class JobRunner:
             return Outcome.failed(JobFailure.client(str(exc)))
         except EngineError as exc:
             return Outcome.failed(JobFailure.platform(str(exc)))
-        # Before Training: AssumeRole takes a round trip, and a host's log stream opens as
-        # soon as Training begins.
+        # Before Training: a host's log stream opens as soon as Training begins. (The role's
+        # credentials are found when a container first asks for them.)
         grant = self.config.aws.open(spec, reporter.warning) if self.config.aws else Grant()
         if early.check():
             self._close_aws(spec)

@@ -7,6 +7,10 @@
 3. otherwise trainforge's own credentials (the ones its S3 client uses), with a warning in the
    job's log that says so and why.
 
+Finding them costs a round trip to STS, and loading the AWS SDK for it costs more (a few tenths
+of a second, as long as a container takes to start): ``PendingCredentials`` finds them when a
+container first asks, so a job that never calls AWS never pays for them.
+
 The warnings go to the job's log; they name sources and refusals, never a secret. Credentials
 live in memory only: never in the store, a log line or a container's environment.
 """
@@ -124,6 +128,45 @@ def credentials_for(
         "trainforge's credentials assume it."
     )
     return JobCredentials(role_arn, own_credentials_or_fail, policy.refresh_seconds, own), warnings
+
+
+class PendingCredentials:
+    """A job's credentials, found (``credentials_for``) when they are first asked for: most jobs
+    never call AWS, and finding them costs an STS round trip and the SDK it loads. ``warn``
+    gets their warnings for the job's log then, before the first answer. ``current`` raises
+    ``CredentialsError`` saying why when there are none to give (the endpoint answers 500 with
+    it)."""
+
+    def __init__(
+        self, job: str, role_arn: str, policy: CredentialsPolicy, warn: Callable[[str], None]
+    ) -> None:
+        self.role_arn = role_arn
+        self._job = job
+        self._policy = policy
+        self._warn = warn
+        self._found: JobCredentials | None = None
+        self._why = ""
+        # Held while they are found: a second request waits for the first one's answer.
+        self._lock = threading.Lock()
+
+    def _find(self) -> None:
+        try:
+            self._found, warnings = credentials_for(self._job, self.role_arn, self._policy)
+            if self._found is None:
+                self._why = warnings[-1] if warnings else "The container gets no AWS credentials."
+        except Exception as exc:  # a request must still get an answer, and the log a warning
+            warnings = [f"The container gets no AWS credentials: finding them failed: {exc}"]
+            self._why = warnings[0]
+        for warning in warnings:
+            self._warn(warning)
+
+    def current(self) -> RoleCredentials:
+        with self._lock:
+            if self._found is None and not self._why:
+                self._find()
+        if self._found is None:
+            raise CredentialsError(self._why)
+        return self._found.current()
 
 
 def own_credentials_or_fail() -> RoleCredentials:
