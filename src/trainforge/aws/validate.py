@@ -17,10 +17,9 @@ constraints are reported once per map as ``Map keys must satisfy constraint: [..
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Mapping
-from typing import Any
-
-import regex
+from typing import TYPE_CHECKING, Any
 
 from trainforge.aws.shapes import Shape
 from trainforge.errors import ValidationError
@@ -42,14 +41,17 @@ _TYPE_NAMES = {
 }
 
 
-_SURROGATE_PAIR = regex.compile(r"\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})", regex.IGNORECASE)
+if TYPE_CHECKING:
+    import regex
+
+_SURROGATE_PAIR = re.compile(r"\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})", re.IGNORECASE)
 
 
 def _java_to_python(pattern: str) -> str:
     """The models' patterns are Java regexes over UTF-16: a surrogate pair escape
     (``\\uD800\\uDC00``) names one supplementary code point, written ``\\U00010000`` here."""
 
-    def code_point(match: regex.Match[str]) -> str:
+    def code_point(match: re.Match[str]) -> str:
         high, low = int(match.group(1), 16), int(match.group(2), 16)
         return f"\\U{0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00):08X}"
 
@@ -57,8 +59,21 @@ def _java_to_python(pattern: str) -> str:
 
 
 @functools.cache
-def _compiled(pattern: str) -> regex.Pattern[str]:
-    return regex.compile(_java_to_python(pattern))
+def _compiled(pattern: str) -> re.Pattern[str] | regex.Pattern[str]:
+    """Python's own ``re`` where it reads the pattern the same (most of the models' patterns);
+    the ``regex`` module, which also reads Java's classes such as ``\\p{...}``, for the rest
+    (loaded only then: ``trainforge run`` validates a request before its container starts)."""
+    converted = _java_to_python(pattern)
+    # Where the two modules could read a pattern differently (a POSIX class, a nested set, a
+    # set operation), or ``re`` cannot read it at all, ``regex`` decides.
+    if not any(mark in converted for mark in ("\\p{", "\\P{", "[[", "[:", "&&", "--", "~~", "||")):
+        try:
+            return re.compile(converted)
+        except re.error:
+            pass
+    import regex
+
+    return regex.compile(converted)
 
 
 def pattern_for_message(pattern: str) -> str:

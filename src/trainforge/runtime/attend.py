@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from trainforge.runtime.jobspec import JobSpec
-from trainforge.runtime.pipes import host_pipes
 from trainforge.runtime.sync import host_syncs
 from trainforge.runtime.workspace import HostWorkspace, Workspace
 from trainforge.storage.base import Storage
@@ -48,7 +47,11 @@ def host_components(
     """Everything that attends ``hw``'s host while it runs."""
     components: list[Component] = []
     components += host_syncs(spec, workspace, hw, storage)
-    components += host_pipes(spec, workspace, hw, storage)
+    if any(c.input_mode == "Pipe" for c in spec.channels):
+        # Loaded for the jobs that read a Pipe: `trainforge run` of the others starts sooner.
+        from trainforge.runtime.pipes import host_pipes
+
+        components += host_pipes(spec, workspace, hw, storage)
     return components
 
 

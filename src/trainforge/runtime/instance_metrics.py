@@ -123,6 +123,11 @@ class InstanceSampler:
             self._thread.join(30)
 
     def _loop(self) -> None:
+        # The first round once the hosts have settled, not while their containers start: a
+        # sample asks the engine for every container's stats, work that competes with the
+        # start itself, and a job over within a second is not worth a point.
+        if self._stopping.wait(min(self._interval, 1.0)):
+            return
         while True:
             try:
                 points = self.sample()
