@@ -100,3 +100,27 @@ def test_an_address_this_machine_lacks_is_refused_not_added(tmp_path: Path) -> N
     unknown = CredentialsEndpoint("", 0, tmp_path / "tokens", relay=lambda url: url)
     with pytest.raises(CredentialsError, match="unknown: set TRAINFORGE_SWARM_SERVER_ADDRESS"):
         unknown.open("job-a", _credentials())
+
+
+class _Manager:
+    """What SwarmEngine.local_address asks of its Docker API."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def describe(self) -> str:
+        return f"Docker at {self.url}"
+
+    def info(self) -> dict[str, dict[str, str]]:
+        return {"Swarm": {"NodeAddr": "10.9.8.7"}}
+
+
+def test_the_servers_address_towards_the_swarm() -> None:
+    from trainforge.engines.swarm import SwarmEngine
+
+    # A manager on TCP: this machine's address on the route to it (loopback to a loopback one).
+    engine = SwarmEngine("home", _Manager("tcp://127.0.0.1:2375"))  # type: ignore[arg-type]
+    assert engine.local_address() == "127.0.0.1"
+    # A manager on a local socket is this machine: its own address in the swarm.
+    engine = SwarmEngine("home", _Manager("unix:///var/run/docker.sock"))  # type: ignore[arg-type]
+    assert engine.local_address() == "10.9.8.7"
