@@ -8,7 +8,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import logging
 import os
+import threading
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
     from trainforge.service.logs import LogsService
     from trainforge.service.metrics import MetricsService
 
+log = logging.getLogger("trainforge.server")
 _NODES_TTL_SECONDS = 2.0
 
 
@@ -181,6 +184,22 @@ class Context:
             settings.home / "credentials",
             hold,
         )
+
+    def prepare_credentials(self) -> None:
+        """On a cluster: start the endpoint and the nodes' relays now, beside the server's own
+        start, so that the first job does not wait for them (each job still checks them)."""
+        endpoint = self.credentials_endpoint
+        if endpoint is None or not self.spans_machines:
+            return
+
+        def prepare() -> None:
+            try:
+                endpoint.prepare()
+            except CredentialsError as exc:
+                # Each job tries again, and says why in its log when it cannot.
+                log.warning("The credentials endpoint is not ready yet: %s", exc)
+
+        threading.Thread(target=prepare, name="credentials-relay", daemon=True).start()
 
     def _cluster_address(self) -> str:
         from trainforge.engines.swarm import SwarmEngine

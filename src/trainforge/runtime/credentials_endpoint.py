@@ -122,6 +122,8 @@ class CredentialsEndpoint:
         self._may_hold = relay is None
         self._hold = hold
         self._relay = relay
+        # One relay call at a time: the server's start and a first job may both ask.
+        self._relay_lock = threading.Lock()
         self._container_url = ""
         self._server: _Server | None = None
         self._jobs: dict[str, tuple[str, JobCredentials | PendingCredentials]] = {}
@@ -196,6 +198,14 @@ class CredentialsEndpoint:
             raise CredentialsError(f"{self.address} cannot be added: {exc}") from None
         self._hold(self.address)
 
+    def prepare(self) -> None:
+        """Listen, and have the containers' machines relay to here; called at every job's start
+        and once ahead of the first (a relay takes seconds to start on a cluster's nodes)."""
+        self.start()
+        if self._relay is not None:
+            with self._relay_lock:
+                self._container_url = self._relay(self.url)
+
     def stop(self) -> None:
         with self._lock:
             server, self._server = self._server, None
@@ -207,9 +217,7 @@ class CredentialsEndpoint:
         """Start serving ``credentials`` to ``job``'s containers; returns the token file to
         mount at ``TOKEN_PATH``. A job opened again (a worker taking it over) keeps the token
         its containers already hold."""
-        self.start()
-        if self._relay is not None:
-            self._container_url = self._relay(self.url)
+        self.prepare()
         directory = self.token_dir / job
         token_file = directory / "token"
         token = token_file.read_text().strip() if token_file.is_file() else ""

@@ -67,9 +67,13 @@ class Server:
         self.app = web_app(
             ApiApp(dispatcher, verifier),
             Ui(dispatcher.call, Sessions(settings.access_keys)),
-            on_startup=self.scheduler.start,
+            on_startup=self._start,
             on_shutdown=self.scheduler.close,
         )
+
+    def _start(self) -> None:
+        self.context.prepare_credentials()
+        self.scheduler.start()
 
 
 def serve(settings: Settings) -> int:
