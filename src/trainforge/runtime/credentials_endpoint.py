@@ -47,6 +47,15 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def send_json(handler: BaseHTTPRequestHandler, status: int, data: bytes) -> None:
+    """One JSON answer, as the endpoint and the nodes' relays of it give it."""
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     endpoint: CredentialsEndpoint
@@ -67,12 +76,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Nothing of a request is logged (it carries a token)."""
 
     def _answer(self, status: int, body: dict[str, str]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, status, json.dumps(body).encode())
 
     def do_GET(self) -> None:
         token = self.headers.get("Authorization", "")

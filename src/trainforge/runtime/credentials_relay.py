@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from trainforge.runtime.credentials_endpoint import send_json
 from trainforge.runtime.linkaddress import hold_address
 
 PATH = "/v1/credentials"
@@ -41,11 +42,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Nothing of a request is logged (it carries a token)."""
 
     def _answer(self, status: int, data: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, status, data)
 
     def do_GET(self) -> None:
         if self.path != PATH:
