@@ -45,10 +45,11 @@ example: $(VENV)/.installed
 ## (side by side: most of it is waiting on downloads and debootstrap), then pytest in three
 ## workers, each test file whole in one of them (a file's fixtures, the swarm's cluster among them,
 ## are made once), so the swarm's slow tests run beside the rest. Three on two cores: most of a
-## test's time is spent waiting on containers, not computing.
+## test's time is spent waiting on containers, not computing. The slowest tests are listed at the
+## end, to see where the suite's ten minutes go.
 test: $(VENV)/.installed-dev
 	$(MAKE) -j3 --no-print-directory $(SDK3)/.installed images agent-image
-	$(BIN)/python -m pytest -n 3 --dist loadfile
+	$(BIN)/python -m pytest -n 3 --dist loadfile --durations=15
 
 ## The tests that move data through S3, against s3s-fs (a second S3 implementation, built from
 ## crates.io with cargo once and cached under .cache/s3s-fs) instead of moto. The swarm's tests
