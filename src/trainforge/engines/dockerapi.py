@@ -821,7 +821,7 @@ class DockerApi:
     ) -> str:
         """A service with one task on every node, on the node's own network (``docker service
         create --mode global --network host --cap-add ...``), restarted when it stops. A task
-        counts as running only once ``health_check`` succeeds in it (every second)."""
+        counts as running only once ``health_check`` succeeds in it (every 2 s)."""
         import docker.types
 
         spec = docker.types.ContainerSpec(
@@ -831,7 +831,7 @@ class DockerApi:
             cap_add=list(capabilities),
             healthcheck=docker.types.Healthcheck(
                 test=["CMD", *health_check],
-                interval=int(1e9),
+                interval=int(2e9),
                 timeout=int(3e9),
                 retries=3,
             ),

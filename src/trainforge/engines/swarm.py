@@ -84,6 +84,8 @@ class PlacementError(EngineError):
 
 _LOG_ERROR = "Error grabbing logs: "
 RELAY_FIRST_PORT = 51679
+# The relay's health check: it accepts a connection on its address and port.
+_ANSWERS = "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 2)"
 
 
 def _labels_of(service: dict[str, Any]) -> dict[str, str]:
@@ -493,7 +495,8 @@ class SwarmEngine:
                         labels=labels,
                         capabilities=["CAP_NET_ADMIN"],
                         # Running once it answers: a job's hosts never ask a relay that does not.
-                        health_check=[*relay, "--check", address, str(port)],
+                        # A bare interpreter: the check runs on every node every few seconds.
+                        health_check=["python3", "-S", "-c", _ANSWERS, address, str(port)],
                     )
                     break
                 except EngineError:

@@ -7,8 +7,7 @@ itself.
 
 Run by the engine as a long-lived container of the agent image on the node's network with
 CAP_NET_ADMIN (to hold the address): ``python3 -m trainforge.runtime.credentials_relay ADDRESS
-PORT UPSTREAM``; ``... --check ADDRESS PORT`` is its health check (it answers there). It never
-logs a request, a token or a credential.
+PORT UPSTREAM``. It never logs a request, a token or a credential.
 """
 
 from __future__ import annotations
@@ -72,17 +71,7 @@ def serve(address: str, port: int, upstream: str) -> None:
     server.serve_forever()
 
 
-def answers(address: str, port: int) -> bool:
-    try:
-        with socket.create_connection((address, port), timeout=2):
-            return True
-    except OSError:
-        return False
-
-
 def main(argv: list[str]) -> int:
-    if argv[1:2] == ["--check"]:
-        return 0 if len(argv) == 4 and answers(argv[2], int(argv[3])) else 1
     try:
         address, port, upstream = argv[1], int(argv[2]), argv[3]
     except (IndexError, ValueError):
