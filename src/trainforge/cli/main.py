@@ -15,6 +15,7 @@ never loads the runtime.
 from __future__ import annotations
 
 import argparse
+import gc
 import signal
 import sys
 import time
@@ -249,6 +250,16 @@ def _without_the_crt() -> None:
     sys.modules.setdefault("awscrt", None)  # type: ignore[arg-type]
 
 
+def _loaded() -> None:
+    """Loading a command's modules makes tens of thousands of objects (modules, classes,
+    functions, the service model) that live as long as the process. The collector is held off
+    while they load (it would walk them again and again) and never walks them afterwards, also
+    not in the collections of the interpreter's exit: together about a tenth of a no-op
+    ``trainforge run``."""
+    gc.freeze()
+    gc.enable()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     _without_the_crt()
     args = _parser().parse_args(argv)
@@ -258,8 +269,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         if args.command == "run":
-            from trainforge.cli.run import run_command
-            from trainforge.context import Context
+            gc.disable()
+            try:
+                from trainforge.cli.run import run_command
+                from trainforge.context import Context
+            finally:
+                _loaded()
 
             if args.stop_grace_seconds is not None:
                 settings = settings.with_overrides(stop_grace_seconds=args.stop_grace_seconds)

@@ -109,14 +109,15 @@ class DockerEngine:
     def nodes(self) -> list[Node]:
         """This machine: its CPUs, memory and NVIDIA GPUs (a remote engine's GPUs are unknown,
         so none are counted)."""
+        # A placed job's hosts start next, with a CPU limit that needs the engine's CPU count:
+        # it is asked for meanwhile.
+        self.docker.prefetch_info()
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // _MiB
         host = os.environ.get("DOCKER_HOST", "")
         gpus = nvidia_gpus() if not host or host.startswith("unix://") else []
         return [Node(LOCAL_NODE, float(os.cpu_count() or 1), int(memory), tuple(gpus))]
 
     def image(self, ref: str, source: SourceOf | None = None) -> ImageInfo:
-        # A job's hosts are started next, with a CPU limit that needs the engine's CPU count:
-        # it is asked for meanwhile.
         self.docker.prefetch_info()
         return self.docker.image(ref, source)
 

@@ -137,7 +137,7 @@ class _Transport:
 class _SocketTransport(_Transport):
     """``http.client`` on the engine's unix socket, one connection per request (a unix socket
     connects in microseconds, and no connection is shared between threads). The API version
-    is the engine's own, asked once, as docker-py's ``version="auto"`` does."""
+    is the engine's own, asked once, as docker-py's ``version="auto"`` and the Docker CLI do."""
 
     def __init__(self, path: str, timeout: float) -> None:
         self._path = path
@@ -172,16 +172,26 @@ class _SocketTransport(_Transport):
     def version(self) -> str:
         with self._lock:
             if self._version is None:
-                try:
-                    connection, response = self._send("GET", "/version", None, -1.0)
-                    data = self._read(connection, response)
-                except _Unreachable as exc:
-                    exc.first_contact = True
-                    raise
-                if response.status >= 400:
-                    raise _ApiError(response.status, _explanation(data))
-                self._version = str(json.loads(data)["ApiVersion"])
+                self._version = self._ask_version()
             return self._version
+
+    def _ask_version(self) -> str:
+        # The engine names its API version in every ping's headers, as the Docker CLI reads
+        # it: a ping is answered in a tenth of the time /version takes, which a job's start
+        # waits on. An engine whose ping lacks the header is asked /version.
+        try:
+            connection, response = self._send("GET", "/_ping", None, -1.0)
+            data = self._read(connection, response)
+            if response.status < 400 and response.getheader("Api-Version"):
+                return str(response.getheader("Api-Version"))
+            connection, response = self._send("GET", "/version", None, -1.0)
+            data = self._read(connection, response)
+        except _Unreachable as exc:
+            exc.first_contact = True
+            raise
+        if response.status >= 400:
+            raise _ApiError(response.status, _explanation(data))
+        return str(json.loads(data)["ApiVersion"])
 
     def _url(self, path: str, params: Mapping[str, str] | None) -> str:
         query = f"?{urlencode(params)}" if params else ""

@@ -20,85 +20,30 @@ from __future__ import annotations
 
 import errno
 import hmac
-import json
 import os
 import secrets
+import select
 import shutil
 import socket
-import socketserver
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from trainforge.errors import CredentialsError
 from trainforge.runtime.linkaddress import hold_address
 from trainforge.runtime.role_credentials import JobCredentials, PendingCredentials
+
+if TYPE_CHECKING:
+    from trainforge.runtime.credentials_http import QuietServer
 
 # Where the token file appears inside a container.
 TOKEN_PATH = PurePosixPath("/etc/trainforge/aws-container-authorization-token")
 ENV_FULL_URI = "AWS_CONTAINER_CREDENTIALS_FULL_URI"
 ENV_TOKEN_FILE = "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"
 _PATH = "/v1/credentials"
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def send_json(handler: BaseHTTPRequestHandler, status: int, data: bytes) -> None:
-    """One JSON answer, as the endpoint and the nodes' relays of it give it."""
-    handler.send_response(status)
-    handler.send_header("Content-Type", "application/json")
-    handler.send_header("Content-Length", str(len(data)))
-    handler.end_headers()
-    handler.wfile.write(data)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    endpoint: CredentialsEndpoint
-
-    def server_bind(self) -> None:
-        # HTTPServer's own looks the address's name up (a reverse DNS query, which a slow
-        # resolver makes last seconds) for a server_name nothing here uses.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name = str(self.server_address[0])
-        self.server_port = int(self.server_address[1])
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Nothing of a request is logged (it carries a token)."""
-
-    def _answer(self, status: int, body: dict[str, str]) -> None:
-        send_json(self, status, json.dumps(body).encode())
-
-    def do_GET(self) -> None:
-        token = self.headers.get("Authorization", "")
-        job = self.server.endpoint.job_of(token)
-        if job is None:
-            self._answer(403, {"code": "AccessDenied", "message": "Unknown or expired token."})
-            return
-        try:
-            found = job.current()
-        except CredentialsError as exc:
-            self._answer(500, {"code": "CredentialsUnavailable", "message": str(exc)})
-            return
-        self._answer(
-            200,
-            {
-                "AccessKeyId": found.access_key_id,
-                "SecretAccessKey": found.secret_access_key,
-                "Token": found.session_token,
-                "Expiration": _iso(found.expiration),
-                "RoleArn": job.role_arn,
-            },
-        )
+# How often a listener that no container has reached yet looks whether it is to stop.
+_IDLE_POLL_SECONDS = 0.5
 
 
 class CredentialsEndpoint:
@@ -129,7 +74,10 @@ class CredentialsEndpoint:
         # One relay call at a time: the server's start and a first job may both ask.
         self._relay_lock = threading.Lock()
         self._container_url = ""
-        self._server: _Server | None = None
+        # Listening from the first start; HTTP is served from a first connection on.
+        self._listener: socket.socket | None = None
+        self._server: QuietServer | None = None
+        self._stopping = threading.Event()
         self._jobs: dict[str, tuple[str, JobCredentials | PendingCredentials]] = {}
         self._lock = threading.Lock()
         self._failure: str | None = None
@@ -148,32 +96,64 @@ class CredentialsEndpoint:
         """Listen, holding the address first when the machine does not have it yet. Raises
         ``CredentialsError`` saying why it could not (and again, at once, on later calls)."""
         with self._lock:
-            if self._server is not None:
+            if self._listener is not None:
                 return
             if self._failure is not None:
                 raise CredentialsError(self._failure)
             try:
-                server = self._bind()
+                listener = self._bind()
             except CredentialsError as exc:
                 self._failure = str(exc)
                 raise
-            server.endpoint = self
-            self.port = int(server.server_address[1])
-            self._server = server
+            self.port = int(listener.getsockname()[1])
+            self._listener = listener
+            self._stopping = stopping = threading.Event()
         threading.Thread(
-            target=server.serve_forever, name="credentials-endpoint", daemon=True
+            target=self._serve,
+            args=(listener, stopping),
+            name="credentials-endpoint",
+            daemon=True,
         ).start()
 
-    def _bind(self) -> _Server:
+    def _serve(self, listener: socket.socket, stopping: threading.Event) -> None:
+        # A container's first request waits in the listen backlog while HTTP is loaded.
+        while not stopping.is_set():
+            try:
+                ready, _, _ = select.select([listener], [], [], _IDLE_POLL_SECONDS)
+            except (OSError, ValueError):
+                return  # closed by stop
+            if ready:
+                break
+        from trainforge.runtime.credentials_http import endpoint_server
+
+        with self._lock:
+            if stopping.is_set():
+                return
+            server = endpoint_server(listener, self)
+            self._server = server
+        # A stop from here on reaches serve_forever (its shutdown waits for the loop to run).
+        server.serve_forever()
+
+    def _listen(self, family: socket.AddressFamily) -> socket.socket:
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((self.address, self.port))
+            listener.listen(64)
+        except OSError:
+            listener.close()
+            raise
+        return listener
+
+    def _bind(self) -> socket.socket:
         if not self.address:
             raise CredentialsError(
                 "the address where the nodes reach this machine is unknown: set "
                 "TRAINFORGE_SWARM_SERVER_ADDRESS"
             )
         family = socket.AF_INET6 if ":" in self.address else socket.AF_INET
-        _Server.address_family = family
         try:
-            return _Server((self.address, self.port), _Handler)
+            return self._listen(family)
         except OSError as exc:
             if exc.errno != errno.EADDRNOTAVAIL or not self._may_hold:
                 raise CredentialsError(
@@ -182,7 +162,7 @@ class CredentialsEndpoint:
                 ) from None
         self._hold_address()
         try:
-            return _Server((self.address, self.port), _Handler)
+            return self._listen(family)
         except OSError as exc:
             raise CredentialsError(
                 f"the credentials endpoint cannot listen on {self.address}:{self.port}: {exc}"
@@ -212,10 +192,14 @@ class CredentialsEndpoint:
 
     def stop(self) -> None:
         with self._lock:
+            self._stopping.set()
+            listener, self._listener = self._listener, None
             server, self._server = self._server, None
         if server is not None:
             server.shutdown()
             server.server_close()
+        elif listener is not None:
+            listener.close()
 
     def open(self, job: str, credentials: JobCredentials | PendingCredentials) -> Path:
         """Start serving ``credentials`` to ``job``'s containers; returns the token file to

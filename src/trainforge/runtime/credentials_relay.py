@@ -17,9 +17,8 @@ import socket
 import sys
 import urllib.error
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from trainforge.runtime.credentials_endpoint import send_json
+from trainforge.runtime.credentials_http import QuietHandler, QuietServer, send_json
 from trainforge.runtime.linkaddress import hold_address
 
 PATH = "/v1/credentials"
@@ -28,17 +27,12 @@ _UPSTREAM_SECONDS = 10.0
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(QuietServer):
     upstream: str
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Nothing of a request is logged (it carries a token)."""
 
     def _answer(self, status: int, data: bytes) -> None:
         send_json(self, status, data)
