@@ -51,3 +51,34 @@ def test_the_typed_request_is_the_one_botocores_model_gives() -> None:
     from trainforge.aws.request_types import render
 
     assert (SRC / "domain" / "request.py").read_text() == render()
+
+
+def test_the_run_command_loads_only_what_comes_before_its_hosts_start() -> None:
+    """`trainforge run`'s start-up is part of every job's time (bench row 2): an HTTP server,
+    what works beside running hosts and after them, Pipe mode and the AWS SDK load when a job
+    gets there, never before its containers start."""
+    import subprocess
+    import sys
+
+    later = (
+        "http.server",
+        "trainforge.runtime.credentials_http",
+        "trainforge.runtime.collect",
+        "trainforge.runtime.artifacts",
+        "trainforge.runtime.attend",
+        "trainforge.runtime.logpump",
+        "trainforge.runtime.instance_metrics",
+        "trainforge.runtime.pipes",
+        "tarfile",
+        "subprocess",
+        "uuid",
+        "boto3",
+        "botocore.session",
+    )
+    code = (
+        "import sys, trainforge.cli.run\n"
+        "from trainforge.context import Context\n"
+        f"print(sorted(m for m in {later!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

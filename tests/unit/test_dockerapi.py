@@ -6,8 +6,11 @@ did."""
 from __future__ import annotations
 
 import json
+import socketserver
+import threading
 from collections.abc import Iterator, Mapping
-from pathlib import PurePosixPath
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import docker
@@ -20,6 +23,7 @@ from trainforge.engines.dockerapi import (
     LOG_OPTIONS,
     DockerApi,
     _ApiError,
+    _SocketTransport,
     _Transport,
     docker_mount,
 )
@@ -196,3 +200,35 @@ def test_the_engines_errors_read_as_docker_pys() -> None:
     assert str(raised.value) == (
         "Docker could not send SIGTERM to a container: the daemon is shutting down"
     )
+
+
+class _OldEngine(BaseHTTPRequestHandler):
+    """An engine whose ping names no API version (as engines before API 1.25 answer)."""
+
+    protocol_version = "HTTP/1.1"
+    asked: list[str] = []
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+    def do_GET(self) -> None:
+        type(self).asked.append(self.path)
+        body = b"OK" if self.path == "/_ping" else json.dumps({"ApiVersion": "1.24"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_an_engine_whose_ping_names_no_version_is_asked_its_version(tmp_path: Path) -> None:
+    path = str(tmp_path / "engine.sock")
+    server = socketserver.ThreadingUnixStreamServer(path, _OldEngine)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        assert _SocketTransport(path, 10).version() == "1.24"
+        assert _OldEngine.asked == ["/_ping", "/version"]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

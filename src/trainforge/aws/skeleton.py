@@ -11,7 +11,6 @@ JSON body serialized by the output shape. An error that is not a ``ServiceError`
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -95,7 +94,10 @@ class Dispatcher:
     def respond(
         self, call: Call, request_id: str | None = None, encoder: Encoder | None = None
     ) -> Response:
-        request_id = request_id or str(uuid.uuid4())
+        if not request_id:
+            import uuid  # only where a request is answered: `trainforge run` answers none
+
+            request_id = str(uuid.uuid4())
 
         def fail(error: ServiceError) -> Response:
             if encoder is not None:

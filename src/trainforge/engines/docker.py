@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -135,7 +134,7 @@ class DockerEngine:
         # An isolated host alone still gets a network of its own, internal (no route out):
         # resourceconfig.json names its interface, which must exist.
         if multi or group.isolated:
-            network = f"trainforge-{group.job}-{secrets.token_hex(3)}"
+            network = f"trainforge-{group.job}-{os.urandom(3).hex()}"
             self.docker.create_network(network, labels, internal=group.isolated)
         else:
             network = "bridge"
@@ -148,7 +147,7 @@ class DockerEngine:
         try:
             for host in group.hosts:
                 started[host.host] = self.docker.run_container(
-                    name=f"{group.job}-{host.host}-{secrets.token_hex(3)}",
+                    name=f"{group.job}-{host.host}-{os.urandom(3).hex()}",
                     image=host.image,
                     entrypoint=host.entrypoint,
                     command=host.command,

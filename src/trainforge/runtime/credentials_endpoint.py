@@ -18,10 +18,11 @@ This module never logs a request, a token or a credential.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import errno
 import hmac
 import os
-import secrets
 import select
 import shutil
 import socket
@@ -199,6 +200,10 @@ class CredentialsEndpoint:
             server.shutdown()
             server.server_close()
         elif listener is not None:
+            # A shut-down listener refuses connections at once and wakes the select waiting on
+            # it (close alone leaves it listening until that select returns).
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
             listener.close()
 
     def open(self, job: str, credentials: JobCredentials | PendingCredentials) -> Path:
@@ -210,7 +215,8 @@ class CredentialsEndpoint:
         token_file = directory / "token"
         token = token_file.read_text().strip() if token_file.is_file() else ""
         if not token:
-            token = secrets.token_urlsafe(32)
+            # secrets.token_urlsafe(32), without loading the random module it brings along.
+            token = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode("ascii")
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             # Readable by whatever user the container runs as; the directory keeps it from
             # this machine's other users.

@@ -11,20 +11,22 @@ import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from trainforge.domain import contract
 from trainforge.domain.allocation import Allocation
 from trainforge.engines.base import Mount
 from trainforge.errors import JobFailure, StorageError
-from trainforge.runtime.artifacts import read_failure
-from trainforge.runtime.attend import Attendance, HostAttendant, LocalAttendance, host_components
-from trainforge.runtime.collect import Collector
-from trainforge.runtime.instance_metrics import Sink as MetricSink
 from trainforge.runtime.jobspec import JobSpec
 from trainforge.runtime.staging import Stager
 from trainforge.runtime.workspace import Workspace
 from trainforge.storage.base import Storage
+
+if TYPE_CHECKING:
+    # What works beside running hosts and after them is loaded once they have started (a
+    # short job's start does not wait on it).
+    from trainforge.runtime.attend import Attendance, LocalAttendance
+    from trainforge.runtime.instance_metrics import Sink as MetricSink
 
 
 @dataclass
@@ -113,6 +115,10 @@ class LocalDataPlane:
     def attend(
         self, spec: JobSpec, allocation: Allocation | None, metrics: MetricSink
     ) -> LocalAttendance:
+        # Collecting follows the hosts' end at once: what it needs loads now, while they run.
+        import trainforge.runtime.collect  # noqa: F401
+        from trainforge.runtime.attend import HostAttendant, LocalAttendance, host_components
+
         workspace = self.workspace(spec)
         return LocalAttendance(
             [
@@ -128,6 +134,9 @@ class LocalDataPlane:
         shutil.rmtree(self.workspace(spec).channels_dir, ignore_errors=True)
 
     def collect(self, spec: JobSpec, allocation: Allocation | None) -> Collected:
+        from trainforge.runtime.artifacts import read_failure
+        from trainforge.runtime.collect import Collector
+
         workspace = self.workspace(spec)
         collected = Collected(
             failure_texts={hw.host.name: read_failure(hw.output_dir) for hw in workspace.hosts}

@@ -40,9 +40,7 @@ from trainforge.errors import (
 from trainforge.runtime.aws_access import AwsAccess, Grant
 from trainforge.runtime.dataplane import DataPlane
 from trainforge.runtime.image_checks import image_warnings
-from trainforge.runtime.instance_metrics import InstanceSampler
 from trainforge.runtime.jobspec import JobSpec
-from trainforge.runtime.logpump import LogPump
 from trainforge.runtime.registry import RegistryAccess
 from trainforge.runtime.report import (
     Ending,
@@ -291,6 +289,10 @@ class JobRunner:
         state: WatchState,
         cursors: Mapping[str, int],
     ) -> Outcome:
+        # Loaded once the hosts have started, while they run.
+        from trainforge.runtime.instance_metrics import InstanceSampler
+        from trainforge.runtime.logpump import LogPump
+
         hosts = [h.name for h in spec.hosts]
         pump = LogPump(self.engine, spec.name, reporter.log_lines, self.config.log_flush_seconds)
         for host in hosts:

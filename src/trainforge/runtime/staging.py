@@ -26,7 +26,6 @@ from trainforge.engines.base import Mount
 from trainforge.errors import Fault, JobFailure, StorageError
 from trainforge.runtime.fifos import data_directory, fifo_name, make_fifo
 from trainforge.runtime.jobspec import ChannelSpec, JobSpec
-from trainforge.runtime.pipes import PipeObject, plan_path, write_plan
 from trainforge.runtime.selection import host_objects
 from trainforge.runtime.workspace import Workspace, channel_directory, channel_hosts
 from trainforge.storage.base import Download, Storage
@@ -205,6 +204,8 @@ class Stager:
         report: StagingReport,
     ) -> None:
         """List the channel once for the feeders, and make its first FIFO on each host here."""
+        from trainforge.runtime.pipes import PipeObject, plan_path, write_plan  # Pipe mode only
+
         objects = self._objects(spec, channel, location)
         unsized = channel.data_type == "ManifestFile"
         plan = [PipeObject(source, None if unsized else size) for source, _, size in objects]

@@ -7,10 +7,10 @@ answers look-ups from the cached table.
 from __future__ import annotations
 
 import json
+import pkgutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import Any
 
 DATA_PACKAGE = "trainforge.data"
@@ -45,8 +45,10 @@ def _parse(instance_type: str, entry: Any) -> InstanceResources:
 
 @cache
 def _table() -> Mapping[str, InstanceResources]:
-    text = resources.files(DATA_PACKAGE).joinpath(DATA_FILE).read_text(encoding="utf-8")
-    document = json.loads(text)
+    data = pkgutil.get_data(DATA_PACKAGE, DATA_FILE)
+    if data is None:
+        raise ValueError(f"{DATA_FILE} cannot be read from {DATA_PACKAGE}")
+    document = json.loads(data)
     types = document.get("types") if isinstance(document, dict) else None
     if not isinstance(types, dict):
         raise ValueError(f"{DATA_FILE}: no 'types' object")

@@ -1,0 +1,95 @@
+"""credentials_endpoint listens from its start but loads HTTP only when a first container
+connects: that first request (and those that come with it) is answered all the same, a job that
+never asks costs no HTTP server, and an endpoint stopped before anyone asked lets its port go.
+Everything listens on loopback."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from trainforge.clients.sts import RoleCredentials
+from trainforge.runtime.credentials_endpoint import CredentialsEndpoint
+from trainforge.runtime.role_credentials import JobCredentials
+
+ROLE = "arn:aws:iam::000000000000:role/trainer"
+
+
+def _credentials() -> JobCredentials:
+    served = RoleCredentials("ASIAFIRST", "secret", "session", time.time() + 3600)
+    return JobCredentials(ROLE, lambda: served, 300, served)
+
+
+def _get(url: str, token: str) -> tuple[int, dict[str, str]]:
+    request = urllib.request.Request(url, headers={"Authorization": token})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def _serving_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "credentials-endpoint"]
+
+
+def test_the_first_requests_are_answered_while_http_loads(tmp_path: Path) -> None:
+    endpoint = CredentialsEndpoint("127.0.0.1", 0, tmp_path / "tokens")
+    try:
+        token = endpoint.open("job-a", _credentials()).read_text()
+        # Several containers asking at once, before anything served: each gets its answer.
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            answers = list(pool.map(lambda _: _get(endpoint.url, token), range(8)))
+        assert all(status == 200 for status, _ in answers), answers
+        assert {body["AccessKeyId"] for _, body in answers} == {"ASIAFIRST"}
+        assert _get(endpoint.url, "forged")[0] == 403
+    finally:
+        endpoint.stop()
+
+
+def test_an_endpoint_stopped_before_anyone_asked_lets_its_port_go(tmp_path: Path) -> None:
+    before = set(_serving_threads())
+    endpoint = CredentialsEndpoint("127.0.0.1", 0, tmp_path / "tokens")
+    endpoint.start()
+    port = endpoint.port
+    [waiting] = set(_serving_threads()) - before
+    endpoint.stop()
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0
+    waiting.join(timeout=10)
+    assert not waiting.is_alive()
+    # Started again, it listens anew and answers.
+    token = endpoint.open("job-b", _credentials()).read_text()
+    try:
+        assert _get(endpoint.url, token)[0] == 200
+    finally:
+        endpoint.stop()
+
+
+def test_a_job_that_never_asks_loads_no_http_server(tmp_path: Path) -> None:
+    code = f"""
+import sys, time, urllib.request
+from trainforge.clients.sts import RoleCredentials
+from trainforge.runtime.credentials_endpoint import CredentialsEndpoint
+from trainforge.runtime.role_credentials import JobCredentials
+served = RoleCredentials("ASIAX", "s", "t", time.time() + 3600)
+endpoint = CredentialsEndpoint("127.0.0.1", 0, __import__("pathlib").Path({str(tmp_path)!r}))
+token = endpoint.open("job", JobCredentials("role", lambda: served, 300, served)).read_text()
+print("http.server" in sys.modules)
+request = urllib.request.Request(endpoint.url, headers={{"Authorization": token}})
+print(urllib.request.urlopen(request, timeout=10).status, "http.server" in sys.modules)
+endpoint.stop()
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    # urllib.request's own import loads http.client, never http.server.
+    assert out.stdout.split() == ["False", "200", "True"], out.stdout + out.stderr
