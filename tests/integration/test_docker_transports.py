@@ -13,7 +13,8 @@ import docker
 import pytest
 
 from trainforge.engines.base import Mount
-from trainforge.engines.dockerapi import DockerApi, _socket_path, _SocketTransport
+from trainforge.engines.dockerapi import DockerApi
+from trainforge.engines.dockerapi.transport import SocketTransport, socket_path
 from trainforge.errors import ContainerStartError
 
 pytestmark = pytest.mark.docker
@@ -98,7 +99,7 @@ def test_a_container_that_cannot_start_says_why_either_way(
 def test_the_api_version_is_the_engines_own_read_from_its_ping() -> None:
     # The socket transport reads it from /_ping's Api-Version header (a tenth of /version's
     # time): the same version docker-py's version="auto" asks /version for.
-    path = _socket_path(DockerApi()._address())
+    path = socket_path(DockerApi()._address())
     assert path is not None, "the tests' engine is a local one, on its socket"
     expected = docker.from_env(version="auto").version()["ApiVersion"]
-    assert _SocketTransport(path, 30).version() == expected
+    assert SocketTransport(path, 30).version() == expected

@@ -18,22 +18,15 @@ import docker.types
 import pytest
 
 from trainforge.engines.base import Mount, MountKind
-from trainforge.engines.dockerapi import (
-    LOG_DRIVER,
-    LOG_OPTIONS,
-    DockerApi,
-    _ApiError,
-    _SocketTransport,
-    _Transport,
-    docker_mount,
-)
+from trainforge.engines.dockerapi import LOG_DRIVER, LOG_OPTIONS, DockerApi, docker_mount
+from trainforge.engines.dockerapi.transport import ApiError, SocketTransport, Transport
 from trainforge.errors import ContainerStartError, EngineError
 
 
-class _Recorded(_Transport):
+class _Recorded(Transport):
     """What DockerApi asks the engine, answered as a real engine answers it."""
 
-    def __init__(self, start_error: _ApiError | None = None) -> None:
+    def __init__(self, start_error: ApiError | None = None) -> None:
         self.calls: list[tuple[str, str, Mapping[str, str] | None, Any]] = []
         self.start_error = start_error
 
@@ -158,7 +151,7 @@ def test_a_container_is_asked_for_as_docker_py_asks_for_it(arguments: dict[str, 
 
 
 def test_a_container_that_cannot_start_is_removed_and_says_why() -> None:
-    recorded = _Recorded(start_error=_ApiError(400, 'exec: "/nope": no such file or directory'))
+    recorded = _Recorded(start_error=ApiError(400, 'exec: "/nope": no such file or directory'))
     api = DockerApi()
     api._transport = recorded
     with pytest.raises(ContainerStartError) as raised:
@@ -188,7 +181,7 @@ def test_the_engines_errors_read_as_docker_pys() -> None:
                 "/containers/gone/json": (404, "No such container: gone"),
                 "/containers/done/kill": (409, "Container done is not running"),
             }.get(path, (500, "the daemon is shutting down"))
-            raise _ApiError(status, message)
+            raise ApiError(status, message)
 
     api = DockerApi()
     api._transport = Refusing()
@@ -226,7 +219,7 @@ def test_an_engine_whose_ping_names_no_version_is_asked_its_version(tmp_path: Pa
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        assert _SocketTransport(path, 10).version() == "1.24"
+        assert SocketTransport(path, 10).version() == "1.24"
         assert _OldEngine.asked == ["/_ping", "/version"]
     finally:
         server.shutdown()
