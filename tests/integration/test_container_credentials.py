@@ -14,16 +14,14 @@ import subprocess
 import sys
 import tarfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
 
 from tests.conftest import _remove_containers_of, image_builder
+from tests.credentials_support import ask
 from tests.sdk_support import run_sdk_script, sdk_env
 from tests.server_support import RunningServer, start_server
 from tests.support import log_messages, run_job, script_job, unique_name
@@ -244,15 +242,6 @@ def test_sdk_v3_model_trainer_with_source_code_runs_with_the_roles_credentials(
 # -- the endpoint itself: tokens per job, refresh ----------------------------------------------
 
 
-def _fetch(url: str, token: str) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(url, headers={"Authorization": token})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
 def test_a_token_gets_its_own_jobs_credentials_only_and_they_are_refreshed(
     s3_endpoint: str, tmp_path: Path
 ) -> None:
@@ -273,7 +262,7 @@ def test_a_token_gets_its_own_jobs_credentials_only_and_they_are_refreshed(
         assert tokens["job-a"] != tokens["job-b"]
         seen = {}
         for job, role_name in (("job-a", "trainer-a"), ("job-b", "trainer-b")):
-            status, body = _fetch(endpoint.url, tokens[job])
+            status, body = ask(endpoint.url, tokens[job])
             assert status == 200, body
             assert set(body) == {"AccessKeyId", "SecretAccessKey", "Token", "Expiration", "RoleArn"}
             caller = boto3.client(
@@ -288,19 +277,19 @@ def test_a_token_gets_its_own_jobs_credentials_only_and_they_are_refreshed(
             seen[job] = body
         assert seen["job-a"]["AccessKeyId"] != seen["job-b"]["AccessKeyId"]
         # Neither no token nor a made-up one.
-        assert _fetch(endpoint.url, "")[0] == 403
-        assert _fetch(endpoint.url, tokens["job-a"] + "x")[0] == 403
+        assert ask(endpoint.url, "")[0] == 403
+        assert ask(endpoint.url, tokens["job-a"] + "x")[0] == 403
         # Fresh credentials once the served ones are within the refresh margin.
         time.sleep(1.2)
-        status, again = _fetch(endpoint.url, tokens["job-a"])
+        status, again = ask(endpoint.url, tokens["job-a"])
         assert status == 200
         assert again["AccessKeyId"] != seen["job-a"]["AccessKeyId"]
         assert again["Expiration"] >= seen["job-a"]["Expiration"]
         # A job that ended: its token is refused and its file is gone; the other job's works.
         endpoint.close("job-a")
-        assert _fetch(endpoint.url, tokens["job-a"])[0] == 403
+        assert ask(endpoint.url, tokens["job-a"])[0] == 403
         assert not (tmp_path / "tokens" / "job-a").exists()
-        assert _fetch(endpoint.url, tokens["job-b"])[0] == 200
+        assert ask(endpoint.url, tokens["job-b"])[0] == 200
     finally:
         endpoint.stop()
 

@@ -5,36 +5,15 @@ Everything listens on loopback."""
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import sys
 import threading
-import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from trainforge.clients.sts import RoleCredentials
+from tests.credentials_support import ask, fixed_credentials
 from trainforge.runtime.credentials_endpoint import CredentialsEndpoint
-from trainforge.runtime.role_credentials import JobCredentials
-
-ROLE = "arn:aws:iam::000000000000:role/trainer"
-
-
-def _credentials() -> JobCredentials:
-    served = RoleCredentials("ASIAFIRST", "secret", "session", time.time() + 3600)
-    return JobCredentials(ROLE, lambda: served, 300, served)
-
-
-def _get(url: str, token: str) -> tuple[int, dict[str, str]]:
-    request = urllib.request.Request(url, headers={"Authorization": token})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 def _serving_threads() -> list[threading.Thread]:
@@ -44,13 +23,13 @@ def _serving_threads() -> list[threading.Thread]:
 def test_the_first_requests_are_answered_while_http_loads(tmp_path: Path) -> None:
     endpoint = CredentialsEndpoint("127.0.0.1", 0, tmp_path / "tokens")
     try:
-        token = endpoint.open("job-a", _credentials()).read_text()
+        token = endpoint.open("job-a", fixed_credentials("ASIAFIRST")).read_text()
         # Several containers asking at once, before anything served: each gets its answer.
         with ThreadPoolExecutor(max_workers=4) as pool:
-            answers = list(pool.map(lambda _: _get(endpoint.url, token), range(8)))
+            answers = list(pool.map(lambda _: ask(endpoint.url, token), range(8)))
         assert all(status == 200 for status, _ in answers), answers
         assert {body["AccessKeyId"] for _, body in answers} == {"ASIAFIRST"}
-        assert _get(endpoint.url, "forged")[0] == 403
+        assert ask(endpoint.url, "forged")[0] == 403
     finally:
         endpoint.stop()
 
@@ -67,9 +46,9 @@ def test_an_endpoint_stopped_before_anyone_asked_lets_its_port_go(tmp_path: Path
     waiting.join(timeout=10)
     assert not waiting.is_alive()
     # Started again, it listens anew and answers.
-    token = endpoint.open("job-b", _credentials()).read_text()
+    token = endpoint.open("job-b", fixed_credentials("ASIAFIRST")).read_text()
     try:
-        assert _get(endpoint.url, token)[0] == 200
+        assert ask(endpoint.url, token)[0] == 200
     finally:
         endpoint.stop()
 

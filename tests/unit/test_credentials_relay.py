@@ -6,39 +6,18 @@ refused, never added to it. Everything listens on loopback."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from trainforge.clients.sts import RoleCredentials
+from tests.credentials_support import ROLE, ask, fixed_credentials
 from trainforge.errors import CredentialsError
 from trainforge.runtime import credentials_relay
 from trainforge.runtime.credentials_endpoint import CredentialsEndpoint
-from trainforge.runtime.role_credentials import JobCredentials
-
-ROLE = "arn:aws:iam::000000000000:role/trainer"
-
-
-def _credentials() -> JobCredentials:
-    served = RoleCredentials("ASIARELAYED", "secret", "session", time.time() + 3600)
-    return JobCredentials(ROLE, lambda: served, 300, served)
-
-
-def _get(url: str, token: str) -> tuple[int, dict[str, str]]:
-    request = urllib.request.Request(url, headers={"Authorization": token})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 def _relay(upstream: str) -> tuple[credentials_relay._Server, str]:
@@ -71,7 +50,7 @@ def endpoint(tmp_path: Path) -> Iterator[CredentialsEndpoint]:
 def test_the_relay_passes_the_endpoints_answers_back_unchanged(
     endpoint: CredentialsEndpoint,
 ) -> None:
-    token = endpoint.open("job-a", _credentials()).read_text()
+    token = endpoint.open("job-a", fixed_credentials("ASIARELAYED")).read_text()
     # The containers are told the relay's address; the relay is told the endpoint's.
     assert endpoint.container_url == "http://169.254.170.2:51679/v1/credentials"
     relay, base = _relay(endpoint.url)
@@ -79,16 +58,16 @@ def test_the_relay_passes_the_endpoints_answers_back_unchanged(
     try:
         # The health check the swarm runs in the relay's container: it answers.
         assert _health_check(port) == 0
-        status, body = _get(base + credentials_relay.PATH, token)
+        status, body = ask(base + credentials_relay.PATH, token)
         assert status == 200
         assert body["AccessKeyId"] == "ASIARELAYED" and body["RoleArn"] == ROLE
-        assert _get(base + credentials_relay.PATH, token + "x")[0] == 403
-        assert _get(base + credentials_relay.PATH, "")[0] == 403
-        assert _get(base + "/v2/other", token)[0] == 404
+        assert ask(base + credentials_relay.PATH, token + "x")[0] == 403
+        assert ask(base + credentials_relay.PATH, "")[0] == 403
+        assert ask(base + "/v2/other", token)[0] == 404
         endpoint.close("job-a")
-        assert _get(base + credentials_relay.PATH, token)[0] == 403
+        assert ask(base + credentials_relay.PATH, token)[0] == 403
         endpoint.stop()
-        status, body = _get(base + credentials_relay.PATH, token)
+        status, body = ask(base + credentials_relay.PATH, token)
         assert status == 502
         assert body["message"].startswith("the trainforge server's credentials endpoint did not")
     finally:
@@ -102,12 +81,12 @@ def test_an_address_this_machine_lacks_is_refused_not_added(tmp_path: Path) -> N
     missing = "198.51.100.77"
     endpoint = CredentialsEndpoint(missing, 0, tmp_path / "tokens", relay=lambda url: url)
     with pytest.raises(CredentialsError, match="TRAINFORGE_SWARM_SERVER_ADDRESS"):
-        endpoint.open("job-a", _credentials())
+        endpoint.open("job-a", fixed_credentials("ASIARELAYED"))
     held = subprocess.run(["ip", "-4", "addr"], capture_output=True, text=True).stdout
     assert missing not in held
     unknown = CredentialsEndpoint("", 0, tmp_path / "tokens", relay=lambda url: url)
     with pytest.raises(CredentialsError, match="unknown: set TRAINFORGE_SWARM_SERVER_ADDRESS"):
-        unknown.open("job-a", _credentials())
+        unknown.open("job-a", fixed_credentials("ASIARELAYED"))
 
 
 class _Manager:
