@@ -86,8 +86,8 @@ lint: $(VENV)/.installed-dev
 fuzz: $(VENV)/.installed-dev
 	TRAINFORGE_FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest tests/api/test_fuzz.py -p no:cacheprovider
 
-## What the benchmarks need besides the dev extra: wrk (Debian's package, installed with
-## apt-get when run as root), s3s-fs (built with cargo, cached) and boto3 with the CRT in a
+## What the benchmarks need besides the dev extra: wrk and GNU time (Debian's packages,
+## installed with apt-get when run as root), s3s-fs (built with cargo, cached) and boto3 with the CRT in a
 ## virtual environment of its own (a baseline: in trainforge's, botocore would load the CRT).
 CRT_VENV := .cache/crt-venv
 $(CRT_VENV)/.installed:
@@ -98,6 +98,8 @@ $(CRT_VENV)/.installed:
 bench-tools: $(CRT_VENV)/.installed
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; } \
 		|| { echo "bench: wrk is needed (apt-get install wrk)" >&2; exit 1; }
+	@test -x /usr/bin/time || { [ "$$(id -u)" = 0 ] && apt-get update -q >/dev/null && apt-get install -y -q time >/dev/null; } \
+		|| { echo "bench: GNU time is needed (apt-get install time)" >&2; exit 1; }
 	$(PYTHON) scripts/s3s.py
 
 ## The benchmarks of bench/: trainforge against its baselines, one table of ratios. A row that

@@ -44,7 +44,6 @@ AWS_ENV = {
 class Measurement:
     wall: float
     cpu: float
-    max_rss_kib: int
     returncode: int
 
 
@@ -72,8 +71,9 @@ def could_not_run(what: str, reason: object) -> Row:
 def measure(
     cmd: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> Measurement:
-    """Run ``cmd`` to its end: its wall time, CPU time (user + system, children included) and
-    peak resident memory, from the kernel's accounting of the finished process."""
+    """Run ``cmd`` to its end: its wall time and CPU time (user + system, children included),
+    from the kernel's accounting of the finished process. (Its peak memory there would include
+    this process's own: ``peak_rss_kib`` measures that.)"""
     start = time.perf_counter()
     proc = subprocess.Popen(
         list(cmd), env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -81,7 +81,25 @@ def measure(
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return Measurement(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, proc.returncode)
+    return Measurement(wall, usage.ru_utime + usage.ru_stime, proc.returncode)
+
+
+GNU_TIME = "/usr/bin/time"
+
+
+def peak_rss_kib(cmd: Sequence[str], env: dict[str, str] | None = None) -> int:
+    """The peak resident memory of ``cmd`` itself, as GNU time reports it. The kernel's account
+    of a process started straight from this one (``measure``'s) counts this process's memory too:
+    the child shares it until its exec, and a process's peak spans its execs, so a large
+    benchmark process would show as the command's peak. GNU time's child starts from a process
+    of a few hundred KiB."""
+    if not Path(GNU_TIME).is_file():
+        raise RuntimeError(f"{GNU_TIME} is needed (apt-get install time)")
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
+        full = [GNU_TIME, "-f", "%M", "-o", report.name, *cmd]
+        subprocess.run(full, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # A command that failed gets a line saying so before the figure.
+        return int(report.read().split()[-1])
 
 
 def median(values: Sequence[float]) -> float:

@@ -21,6 +21,7 @@ from bench.common import (
     measure,
     median,
     noop_request,
+    peak_rss_kib,
     trainforge_server,
 )
 
@@ -72,20 +73,21 @@ def run_noop(runs: int) -> tuple[Row, Row]:
     with tempfile.TemporaryDirectory(prefix="tf-run-") as tmp:
         home = Path(tmp)
         env = env_with(TRAINFORGE_HOME=str(home))
-        memory: list[int] = []
 
-        def one_run() -> float:
+        def command() -> list[str]:
             name = f"noop-{uuid.uuid4().hex[:10]}"
             path = home / f"{name}.json"
             path.write_text(json.dumps(noop_request(name, image, home / "out")))
-            result = measure(
-                [str(BIN / "trainforge"), "run", "--cli-input-json", f"file://{path}"], env=env
-            )
+            return [str(BIN / "trainforge"), "run", "--cli-input-json", f"file://{path}"]
+
+        def one_run() -> float:
+            result = measure(command(), env=env)
             assert result.returncode == 0, "trainforge run failed"
-            memory.append(result.max_rss_kib)
             return result.wall
 
         ours, baseline = alternate(one_run, lambda: _docker_run(image), runs, warmup=2)
+        # Apart from the timed runs: GNU time between this process and the command.
+        memory = [peak_rss_kib(command(), env) for _ in range(3)]
     ratio = median(ours) / median(baseline)
     timing = Row(
         "2",
