@@ -83,3 +83,27 @@ def test_the_run_command_loads_only_what_comes_before_its_hosts_start() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_every_exception_of_trainforge_is_under_its_error_root() -> None:
+    """One root (errors.TrainforgeError) for whatever trainforge raises on purpose, internal
+    ones included: a caller that catches the root misses none of them."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import trainforge
+    from trainforge.errors import TrainforgeError
+
+    outside = []
+    for found in pkgutil.walk_packages(trainforge.__path__, "trainforge."):
+        module = importlib.import_module(found.name)
+        for name, value in vars(module).items():
+            if (
+                inspect.isclass(value)
+                and issubclass(value, BaseException)
+                and value.__module__ == module.__name__
+                and not issubclass(value, TrainforgeError)
+            ):
+                outside.append(f"{module.__name__}.{name}")
+    assert outside == []

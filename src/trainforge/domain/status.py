@@ -12,6 +12,8 @@ import enum
 import math
 from typing import TYPE_CHECKING
 
+from trainforge.errors import TrainforgeError
+
 if TYPE_CHECKING:
     from trainforge.domain.records import TrainingJob
 
@@ -127,7 +129,7 @@ ALLOWED: dict[SecondaryStatus, frozenset[SecondaryStatus]] = {
 }
 
 
-class TransitionNotAllowed(Exception):
+class TransitionNotAllowed(TrainforgeError):
     def __init__(self, job: str, current: SecondaryStatus, new: SecondaryStatus) -> None:
         super().__init__(f"training job {job}: {current} -> {new} is not an allowed transition")
         self.current = current

@@ -33,7 +33,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainforge.errors import StorageError
+from trainforge.errors import StorageError, TrainforgeError
 from trainforge.runtime import recordio
 from trainforge.runtime.fifos import (
     current_epoch,
@@ -90,8 +90,8 @@ def read_plan(path: Path) -> list[PipeObject]:
 # -- bytes -----------------------------------------------------------------------------------
 
 
-class TruncatedGzip(ValueError):
-    pass
+class TruncatedGzip(TrainforgeError, ValueError):
+    """A gzip object that ends in the middle of a member."""
 
 
 def gunzip(chunks: Iterable[bytes]) -> Iterator[bytes]:

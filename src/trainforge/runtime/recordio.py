@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import struct
 
+from trainforge.errors import TrainforgeError
+
 MAGIC = 0xCED7230A
 # MXNet's readers keep the upper 3 bits of the length word for a continuation flag, so one
 # whole record holds at most 2**29 - 1 bytes.
@@ -15,8 +17,8 @@ MAX_RECORD_BYTES = (1 << 29) - 1
 _HEADER = struct.Struct("<II")
 
 
-class RecordTooLarge(ValueError):
-    pass
+class RecordTooLarge(TrainforgeError, ValueError):
+    """A payload longer than a RecordIO header can announce."""
 
 
 def header(length: int) -> bytes:

@@ -27,6 +27,7 @@ from trainforge.errors import (
     InternalFailure,
     RequestEntityTooLarge,
     ServiceError,
+    TrainforgeError,
 )
 
 Scope = MutableMapping[str, Any]
@@ -43,8 +44,8 @@ DRAIN_BYTES = 64 << 20
 WORKER_THREADS = 16
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(TrainforgeError):
+    """A request body over MAX_BODY_BYTES (answered 413, never read into memory whole)."""
 
 
 class ApiApp:

@@ -10,6 +10,8 @@ import enum
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
+from trainforge.errors import TrainforgeError
+
 
 class Scheme(enum.StrEnum):
     S3 = "s3"
@@ -45,8 +47,8 @@ class Location:
         return f"s3://{self.bucket}/{self.key}"
 
 
-class BadLocation(ValueError):
-    pass
+class BadLocation(TrainforgeError, ValueError):
+    """Not an S3 URI or a local path that a channel or an output can use."""
 
 
 def parse_location(uri: str) -> Location:

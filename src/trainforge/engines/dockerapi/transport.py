@@ -18,12 +18,14 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
+from trainforge.errors import TrainforgeError
+
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 # Log streams are read in large chunks (docker-py reads each frame with two small reads).
 READ_CHUNK = 256 * 1024
 
 
-class Missing(Exception):
+class Missing(TrainforgeError):
     """The object asked for does not exist (HTTP 404)."""
 
 
@@ -35,7 +37,7 @@ def connection_errors() -> tuple[type[Exception], ...]:
     return (requests.exceptions.ConnectionError, docker.errors.DockerException)
 
 
-class ApiError(Exception):
+class ApiError(TrainforgeError):
     """The engine answered with an error status; ``explanation`` is its message."""
 
     def __init__(self, status: int, explanation: str) -> None:
@@ -44,7 +46,7 @@ class ApiError(Exception):
         self.explanation = explanation
 
 
-class Unreachable(Exception):
+class Unreachable(TrainforgeError):
     """The engine could not be reached (or went away in the middle of an answer);
     ``first_contact``: on the first call, when whether there is an engine at all is unknown."""
 
