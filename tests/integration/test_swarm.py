@@ -113,6 +113,19 @@ def messages(server: RunningServer, name: str) -> dict[str, list[str]]:
     return found
 
 
+def finished(server: RunningServer, name: str, timeout: float) -> dict[str, Any]:
+    """``wait_for_job``; a job that does not end in time is reported with what its hosts
+    printed and the last lines of the server's log (a hang on the cluster is otherwise blind)."""
+    try:
+        return wait_for_job(server.client("sagemaker"), name, timeout=timeout)
+    except AssertionError as exc:
+        tail = server.log_files[-1].read_text(errors="replace").splitlines()[-40:]
+        raise AssertionError(
+            f"{exc}\nthe hosts printed: {messages(server, name)}\nthe server's log ends:\n"
+            + "\n".join(tail)
+        ) from None
+
+
 def every_host_printed(
     server: RunningServer, name: str, hosts: tuple[str, ...], line: str, timeout: float = 120
 ) -> None:
@@ -204,9 +217,9 @@ def test_a_three_host_job_runs_one_host_per_node_with_its_own_data(
     sm = server.client("sagemaker")
     sm.create_training_job(**request)
     sm.create_training_job(**second)
-    done = wait_for_job(sm, name, timeout=180)
+    done = finished(server, name, 180)
     assert done["TrainingJobStatus"] == "Completed", done.get("FailureReason")
-    after = wait_for_job(sm, second["TrainingJobName"], timeout=180)
+    after = finished(server, second["TrainingJobName"], 180)
     assert after["TrainingJobStatus"] == "Completed", after.get("FailureReason")
     # It waited whole, not half-placed: no deadlock between jobs of several hosts.
     assert "Pending" in [t["Status"] for t in after["SecondaryStatusTransitions"]]
@@ -307,7 +320,7 @@ def test_the_container_contract_is_the_one_of_one_machine(
     with setup.server(home, TRAINFORGE_SHARED_PATHS=str(shared)) as server:
         sm = server.client("sagemaker")
         sm.create_training_job(**request)
-        done = wait_for_job(sm, request["TrainingJobName"], timeout=120)
+        done = finished(server, request["TrainingJobName"], 120)
         assert done["SecondaryStatus"] == "MaxRuntimeExceeded", done.get("FailureReason")
         [lines] = messages(server, request["TrainingJobName"]).values()
         # Removing a job's services and network follows its end: the server must be there.
@@ -370,7 +383,7 @@ def test_a_failing_host_stops_the_others_and_gives_its_reason(
     request = script_job(setup, bucket, FAILS_ON_TWO, hosts=2)
     sm = server.client("sagemaker")
     sm.create_training_job(**request)
-    done = wait_for_job(sm, request["TrainingJobName"], timeout=120)
+    done = finished(server, request["TrainingJobName"], 120)
     assert done["FailureReason"] == "AlgorithmError: ValueError: broken, exit code: 3"
     assert "terminated by the platform" in messages(server, request["TrainingJobName"])["algo-1"]
     nothing_left(setup, request["TrainingJobName"])
@@ -455,7 +468,7 @@ def test_stop_reaches_every_isolated_host_and_what_they_saved_is_uploaded_and_sy
         time.sleep(0.5)
     assert wanted <= seen, seen
     sm.stop_training_job(TrainingJobName=name)
-    done = wait_for_job(sm, name, timeout=120)
+    done = finished(server, name, 120)
     assert done["SecondaryStatus"] == "Stopped"
     assert archive(setup, bucket, f"out/{name}/output/model.tar.gz") == {
         "saved-algo-1.txt": b"algo-1\n",
@@ -506,7 +519,7 @@ def test_gpu_hosts_land_on_gpu_nodes_and_get_their_gpus(
     name = request["TrainingJobName"]
     sm = server.client("sagemaker")
     sm.create_training_job(**request)
-    done = wait_for_job(sm, name, timeout=120)
+    done = finished(server, name, 120)
     assert done["TrainingJobStatus"] == "Completed", done.get("FailureReason")
     logs = messages(server, name)
     gpu_node = setup.cluster.node_id(setup.cluster.nodes[-1])
@@ -522,7 +535,7 @@ def test_a_job_the_swarm_can_never_hold_fails_with_capacity_error(
     request = script_job(setup, bucket, "true\n", hosts=4)
     sm = server.client("sagemaker")
     sm.create_training_job(**request)
-    done = wait_for_job(sm, request["TrainingJobName"], timeout=60)
+    done = finished(server, request["TrainingJobName"], 60)
     assert done["TrainingJobStatus"] == "Failed"
     assert done["FailureReason"].startswith(
         "CapacityError: Unable to provision requested ML compute capacity. The account-level "
@@ -612,7 +625,7 @@ def test_a_node_lost_mid_job_fails_the_job_naming_the_host(
     killed = time.monotonic()
     victim.stop(signal.SIGKILL)
     try:
-        done = wait_for_job(sm, name, timeout=90)
+        done = finished(server, name, 90)
         took = time.monotonic() - killed
         assert done["TrainingJobStatus"] == "Failed"
         assert done["FailureReason"] == (
@@ -656,7 +669,7 @@ def test_an_interrupted_spot_job_restarts_on_fresh_hosts_with_their_checkpoints(
     every_host_printed(server, name, ("algo-1", "algo-2"), "ready")
     interrupt = trainforge(server.home, "interrupt", name)
     assert interrupt.returncode == 0, interrupt.stderr
-    done = wait_for_job(sm, name, timeout=180)
+    done = finished(server, name, 180)
     assert done["TrainingJobStatus"] == "Completed", done.get("FailureReason")
     statuses = [t["Status"] for t in done["SecondaryStatusTransitions"]]
     assert statuses[statuses.index("Interrupted") :] == [
