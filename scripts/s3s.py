@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,17 +59,25 @@ def binary() -> Path:
 
 
 def start(
-    data: Path, port: int, access_key: str, secret_key: str, log: Path | None = None
+    data: Path,
+    port: int,
+    access_key: str,
+    secret_key: str,
+    log: Path | None = None,
+    host: str = "127.0.0.1",
+    prefix: Sequence[str] = (),
 ) -> subprocess.Popen[bytes]:
-    """s3s-fs serving ``data`` on 127.0.0.1:``port``; returns once it accepts connections (the
-    caller stops it, by this process, whatever happens)."""
+    """s3s-fs serving ``data`` on ``host``:``port`` (run through ``prefix``, a command that execs
+    it: ``ip netns exec NAME``, say); returns once it accepts connections (the caller stops it,
+    by this process, whatever happens)."""
     data.mkdir(parents=True, exist_ok=True)
     out = log.open("ab") if log else subprocess.DEVNULL
     proc = subprocess.Popen(
         [
+            *prefix,
             str(binary()),
             "--host",
-            "127.0.0.1",
+            host,
             "--port",
             str(port),
             "--access-key",
@@ -88,12 +97,12 @@ def start(
         if proc.poll() is not None:
             raise RuntimeError(f"s3s-fs exited with {proc.returncode}")
         with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
+            if sock.connect_ex((host, port)) == 0:
                 return proc
         time.sleep(0.05)
     proc.kill()
     proc.wait()
-    raise TimeoutError(f"s3s-fs did not listen on 127.0.0.1:{port}")
+    raise TimeoutError(f"s3s-fs did not listen on {host}:{port}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Fixtures shared by every tier: the locally built images, a real S3 endpoint (moto's server,
 S3 and STS, in a network namespace of the tests' own, one process for the whole session; with
-``TRAINFORGE_TEST_S3=s3s``, s3s-fs on a loopback port instead, a second S3 implementation that
+``TRAINFORGE_TEST_S3=s3s``, s3s-fs in such a namespace instead, a second S3 implementation that
 checks signatures), a fresh TRAINFORGE_HOME per test, and clean-up of the containers a test left
 behind."""
 
@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import boto3
@@ -88,27 +88,27 @@ def s3_endpoint(aws_environment: None, tmp_path_factory: pytest.TempPathFactory)
     """moto's server (S3 and STS) in a network namespace of the tests' own (tests/
     s3_namespace.py), where this machine and its containers both reach it, started by the first
     test that needs it; from then on AWS_ENDPOINT_URL_S3 and AWS_ENDPOINT_URL_STS point at it
-    (the processes the tests start inherit them). With ``TRAINFORGE_TEST_S3=s3s``, s3s-fs on a
-    loopback port instead (S3 only: the tests of `make test-s3s` need no STS and no container
-    reaching S3)."""
+    (the processes the tests start inherit them). With ``TRAINFORGE_TEST_S3=s3s``, s3s-fs in such
+    a namespace instead (S3 only: the tests of `make test-s3s` need no STS)."""
     if s3_server_kind() == "s3s":
-        port = free_port()
+        from tests.s3_namespace import s3_in_namespace
+
         data = tmp_path_factory.mktemp("s3s-data")
-        proc = s3s.start(
-            data,
-            port,
-            TEST_ENV["AWS_ACCESS_KEY_ID"],
-            TEST_ENV["AWS_SECRET_ACCESS_KEY"],
-            log=data.parent / "s3s-fs.log",
-        )
-        try:
-            wait_for_port(port)
-            with pytest.MonkeyPatch.context() as mp:
-                mp.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{port}")
-                yield f"http://127.0.0.1:{port}"
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+
+        def start(prefix: Sequence[str], host: str, port: int) -> subprocess.Popen[bytes]:
+            return s3s.start(
+                data,
+                port,
+                TEST_ENV["AWS_ACCESS_KEY_ID"],
+                TEST_ENV["AWS_SECRET_ACCESS_KEY"],
+                log=data.parent / "s3s-fs.log",
+                host=host,
+                prefix=prefix,
+            )
+
+        with s3_in_namespace(start) as endpoint, pytest.MonkeyPatch.context() as mp:
+            mp.setenv("AWS_ENDPOINT_URL_S3", endpoint)
+            yield endpoint
         return
     from tests.s3_namespace import moto_in_namespace
 
