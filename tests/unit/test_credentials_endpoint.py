@@ -9,10 +9,14 @@ import socket
 import subprocess
 import sys
 import threading
+import urllib.error
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from tests.credentials_support import ask, fixed_credentials
+from trainforge.errors import CredentialsError
 from trainforge.runtime.credentials_endpoint import CredentialsEndpoint
 
 
@@ -72,3 +76,22 @@ endpoint.stop()
     )
     # urllib.request's own import loads http.client, never http.server.
     assert out.stdout.split() == ["False", "200", "True"], out.stdout + out.stderr
+
+
+def test_an_endpoint_that_cannot_serve_lets_no_request_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trainforge.runtime import credentials_http
+
+    def broken(listener: socket.socket, endpoint: CredentialsEndpoint) -> None:
+        raise RuntimeError("no HTTP here")
+
+    monkeypatch.setattr(credentials_http, "endpoint_server", broken)
+    endpoint = CredentialsEndpoint("127.0.0.1", 0, tmp_path / "tokens")
+    token = endpoint.open("job-a", fixed_credentials("ASIANONE")).read_text()
+    # Refused or reset at once; a listener left open would hold the request to its timeout.
+    with pytest.raises((urllib.error.URLError, ConnectionError)) as raised:
+        ask(endpoint.url, token)
+    assert "timed out" not in str(raised.value)
+    with pytest.raises(CredentialsError, match="could not serve"):
+        endpoint.start()

@@ -22,6 +22,7 @@ import base64
 import contextlib
 import errno
 import hmac
+import logging
 import os
 import select
 import shutil
@@ -43,6 +44,7 @@ TOKEN_PATH = PurePosixPath("/etc/trainforge/aws-container-authorization-token")
 ENV_FULL_URI = "AWS_CONTAINER_CREDENTIALS_FULL_URI"
 ENV_TOKEN_FILE = "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"
 _PATH = "/v1/credentials"
+log = logging.getLogger("trainforge.credentials")
 # How often a listener that no container has reached yet looks whether it is to stop.
 _IDLE_POLL_SECONDS = 0.5
 
@@ -125,13 +127,23 @@ class CredentialsEndpoint:
                 return  # closed by stop
             if ready:
                 break
-        from trainforge.runtime.credentials_http import endpoint_server
+        try:
+            from trainforge.runtime.credentials_http import endpoint_server
 
-        with self._lock:
-            if stopping.is_set():
-                return
-            server = endpoint_server(listener, self)
-            self._server = server
+            with self._lock:
+                if stopping.is_set():
+                    return
+                server = endpoint_server(listener, self)
+                self._server = server
+        except Exception:
+            # Never a listener nobody serves (its callers would wait for ever): it goes, and the
+            # next start says why.
+            log.exception("The credentials endpoint cannot serve")
+            with self._lock:
+                self._failure = "the credentials endpoint could not serve (see the server's log)"
+                self._listener = None
+            listener.close()
+            return
         # A stop from here on reaches serve_forever (its shutdown waits for the loop to run).
         server.serve_forever()
 
