@@ -69,9 +69,14 @@ class LogPump:
         last = since_ns
         follow = True
         while True:
+            # Lines at or before where this read starts were delivered by an earlier read (or
+            # the worker before this one). Within one read every line counts, also one older
+            # than the line before it: the engine stamps stdout's and stderr's lines apart, so
+            # the two streams' lines do not always come in the order of their times.
+            start = last
             try:
-                for line in self._engine.logs(self._job, host, last, follow=follow):
-                    if last and line.ts_ns <= last:
+                for line in self._engine.logs(self._job, host, start, follow=follow):
+                    if start and line.ts_ns <= start:
                         continue
                     last = line.ts_ns if line.ts_ns > last else last
                     while len(buffer) >= self._max_buffered:
