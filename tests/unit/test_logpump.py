@@ -29,13 +29,15 @@ class _Engine:
             yield item
 
 
-def _pump(engine: _Engine, since_ns: int = 0) -> list[str]:
+def _pump(engine: _Engine, since_ns: int = 0, cursors: list[int] | None = None) -> list[str]:
     delivered: list[str] = []
     lock = threading.Lock()
 
     def sink(host: str, lines: list[LogLine], cursor: int) -> None:
         with lock:
             delivered.extend(line.text for line in lines)
+            if cursors is not None:
+                cursors.append(cursor)
 
     pump = LogPump(engine, "job", sink, flush_seconds=0.01)  # type: ignore[arg-type]
     pump.follow("algo-1", since_ns)
@@ -50,6 +52,14 @@ def test_a_line_older_than_the_one_before_it_is_kept() -> None:
         [[LogLine(101, "wget: bad address ''"), LogLine(100, "uri none"), LogLine(102, "s3 none")]]
     )
     assert _pump(engine) == ["wget: bad address ''", "uri none", "s3 none"]
+
+
+def test_the_stored_cursor_is_the_newest_time_delivered() -> None:
+    cursors: list[int] = []
+    engine = _Engine([[LogLine(101, "stderr first"), LogLine(100, "stdout, stamped earlier")]])
+    assert _pump(engine, cursors=cursors) == ["stderr first", "stdout, stamped earlier"]
+    # Whether the two lines go to the sink together or apart, the cursor never goes back.
+    assert cursors and cursors[-1] == 101 and cursors == sorted(cursors)
 
 
 def test_a_read_after_the_engine_went_away_delivers_each_line_once() -> None:

@@ -47,6 +47,8 @@ class LogPump:
         self._max_buffered = max_buffered
         # deque appends and pops are atomic: readers and the flusher share them without a lock.
         self._buffers: dict[str, collections.deque[LogLine]] = {}
+        # Per host, the newest line time delivered (only the flusher delivers).
+        self._newest: dict[str, int] = {}
         self._readers: list[threading.Thread] = []
         self._closing = threading.Event()
         self._readers_done = threading.Event()
@@ -117,7 +119,11 @@ class LogPump:
 
     def _deliver(self, host: str, batch: list[LogLine]) -> None:
         try:
-            self._sink(host, batch, batch[-1].ts_ns)
+            # The newest time delivered so far, not the batch's last line's (the lines of stdout
+            # and stderr may come out of order): a worker resuming from it reads nothing twice.
+            newest = max(self._newest.get(host, 0), *(line.ts_ns for line in batch))
+            self._newest[host] = newest
+            self._sink(host, batch, newest)
         except BaseException as exc:
             self._errors.append(exc)
         self._lines_done += len(batch)
