@@ -42,6 +42,8 @@ class EngineCalls:
         self._lock = threading.Lock()
         self._info: dict[str, Any] | None = None
         self._info_lock = threading.Lock()
+        # A prefetch is under way: a second caller (placement, then the image) starts none.
+        self._info_asked = threading.Event()
         path = socket_path(self._address()) if client is None else None
         self._transport: Transport = (
             SocketTransport(path, timeout) if path else DockerPyTransport(lambda: self.api)
@@ -167,12 +169,17 @@ class EngineCalls:
         """Ask for the engine's information (its CPU count, which a container's CPU limit
         needs) on a thread of its own, while the caller does other work; ``info`` then waits
         for that answer instead of asking again. A failure here is left for ``info`` to meet."""
-        if self._info is not None:
+        if self._info is not None or self._info_asked.is_set():
             return
+        self._info_asked.set()
 
         def ask() -> None:
-            with contextlib.suppress(EngineError, Missing):
-                self.info()
+            try:
+                with contextlib.suppress(EngineError, Missing):
+                    self.info()
+            finally:
+                # A failed one may be tried again by the next caller.
+                self._info_asked.clear()
 
         threading.Thread(target=ask, name="docker-info", daemon=True).start()
 
